@@ -1,0 +1,226 @@
+# bellows - build, test and demo.
+#
+#   make demo    install what is missing, build, run the main job end to end
+#   make test    install what is missing, build, run unit tests (also under ASan/UBSan),
+#                MPI tests, and the Bats suite (with a real local SLURM cluster)
+#   make         build only (build/bin/*)          make help   all targets
+#
+# Dependencies come from Debian packages (make deps) and, for reference peers used by tests,
+# from PyPI into a virtualenv kept outside the clone (make venv).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+
+VERSION := 0.1.0
+BUILD   ?= build
+PREFIX  ?= /usr/local
+JOBS    ?= 2
+
+# --- Debian packages this tree needs (make deps installs the missing ones) ------------------
+DEB_PACKAGES := g++ make pkg-config git \
+  libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
+  libboost-program-options-dev libzstd-dev zstd nlohmann-json3-dev \
+  libgtest-dev bats bats-assert bats-support bats-file \
+  slurm-wlm munge python3 python3-venv
+
+# --- toolchain and flags ---------------------------------------------------------------------
+CXX  := g++
+NVCC ?= $(firstword $(shell command -v nvcc 2>/dev/null) $(wildcard /usr/local/cuda/bin/nvcc))
+CUDA ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+
+# Third-party headers come in as -isystem so that -Werror applies to our code only.
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5-openmpi 2>/dev/null)
+HDF5_LIBS   := $(shell pkg-config --libs hdf5-openmpi 2>/dev/null)
+DEP_CFLAGS  := $(patsubst -I%,-isystem %,$(HDF5_CFLAGS))
+
+WARN     := -Wall -Wextra -Werror
+CXXSTD   := -std=c++20
+OPT      ?= -O2 -g
+CPPFLAGS := -Ilibshared -I$(BUILD)/gen $(DEP_CFLAGS) -DOMPI_SKIP_MPICXX=1 -MMD -MP
+CXXFLAGS := $(CXXSTD) $(OPT) $(WARN) -pthread
+LDLIBS   := $(HDF5_LIBS) -lboost_program_options -lzstd -pthread
+ifeq ($(CUDA),1)
+LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
+NVCCFLAGS := -std=c++20 -O2 -Ilibshared -Xcompiler -Wall,-Wextra,-Werror --Werror all-warnings
+endif
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# --- sources ---------------------------------------------------------------------------------
+LIB_SRCS := $(filter-out libshared/cuda/device_info_none.cpp,$(shell find libshared -name '*.cpp' -not -path 'libshared/tests/*'))
+LIB_SRCS_NOCUDA := $(LIB_SRCS) libshared/cuda/device_info_none.cpp
+SCHEMAS  := $(sort $(wildcard schemas/*.json))
+GEN_SCHEMAS := $(BUILD)/gen/schemas_embedded.cpp
+TOOLS    := $(notdir $(wildcard tools/*))
+TEST_SRCS := $(wildcard libshared/tests/*.cpp)
+MPI_TEST_SRCS := $(wildcard libshared/tests/mpi/*.cpp)
+HELPER_SRCS := $(wildcard tests/helpers/*.cpp)
+
+LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/schemas_embedded.o
+ifeq ($(CUDA),1)
+LIB_OBJS += $(BUILD)/obj/libshared/cuda/device_info.cu.o
+else
+LIB_OBJS += $(BUILD)/obj/libshared/cuda/device_info_none.o
+endif
+ASAN_OBJS := $(patsubst %.cpp,$(BUILD)/asan/%.o,$(LIB_SRCS_NOCUDA)) $(BUILD)/asan/gen/schemas_embedded.o
+
+LIB       := $(BUILD)/lib/libshared.a
+ASAN_LIB  := $(BUILD)/lib/libshared-asan.a
+BINS      := $(addprefix $(BUILD)/bin/,$(TOOLS))
+UNIT      := $(BUILD)/tests/unit_tests
+UNIT_ASAN := $(BUILD)/tests/unit_tests_asan
+MPI_UNIT  := $(BUILD)/tests/mpi_tests
+HELPERS   := $(patsubst tests/helpers/%.cpp,$(BUILD)/tests/%,$(HELPER_SRCS))
+
+# --- Python reference peers (PyPI) in a venv outside the clone, keyed by the requirements ----
+PY_REQ   := tests/python/requirements.txt
+REQ_HASH := $(shell sha256sum $(PY_REQ) 2>/dev/null | cut -c1-12)
+VENV     ?= $(HOME)/.cache/bellows/venv-$(REQ_HASH)
+SYS_PY   := /usr/bin/python3
+
+.PHONY: all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help
+
+all: $(BINS) $(HELPERS)
+
+help:
+	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean"
+	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, JOBS=n"
+
+# --- dependencies ----------------------------------------------------------------------------
+# Installs only what is missing (dpkg first; apt-get update only when something is missing).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo"; else \
+	  echo "deps: not root; run: sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing" >&2; exit 2; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing
+
+venv: $(VENV)/.complete
+
+$(VENV)/.complete: $(PY_REQ)
+	@echo "venv: $(VENV)"
+	@mkdir -p $(dir $(VENV))
+	@test -x $(VENV)/bin/python || $(SYS_PY) -m venv --system-site-packages $(VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q -r $(PY_REQ)
+	@touch $@
+
+# --- generated sources -----------------------------------------------------------------------
+GIT_HASH := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+
+# Rewritten only when the content changes, so a new commit recompiles one file.
+$(BUILD)/gen/build_info.hpp: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#pragma once\n#define BELLOWS_VERSION "%s"\n#define BELLOWS_GIT_HASH "%s"\n' "$(VERSION)" "$(GIT_HASH)" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(GEN_SCHEMAS): $(SCHEMAS) libshared/io/embed_schemas.sh
+	@mkdir -p $(dir $@)
+	libshared/io/embed_schemas.sh $@ $(SCHEMAS)
+
+FORCE:
+
+# --- compile ---------------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.cpp | $(BUILD)/gen/build_info.hpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/schemas_embedded.o: $(GEN_SCHEMAS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/libshared/core/version.o: $(BUILD)/gen/build_info.hpp
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.cpp | $(BUILD)/gen/build_info.hpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/asan/gen/schemas_embedded.o: $(GEN_SCHEMAS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/asan/libshared/core/version.o: $(BUILD)/gen/build_info.hpp
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(ASAN_LIB): $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+# --- link ------------------------------------------------------------------------------------
+$(BUILD)/bin/%: $(BUILD)/obj/tools/%/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/helpers/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(UNIT): $(patsubst %.cpp,$(BUILD)/obj/%.o,$(TEST_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(filter %.o,$^) $(LIB) -lgtest -lgtest_main $(LDLIBS) -o $@
+
+$(UNIT_ASAN): $(patsubst %.cpp,$(BUILD)/asan/%.o,$(TEST_SRCS)) $(ASAN_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SAN_FLAGS) $(filter %.o,$^) $(ASAN_LIB) -lgtest -lgtest_main $(filter-out -L$(CUDA_HOME)/lib64 -lcudart_static,$(LDLIBS)) -o $@
+
+$(MPI_UNIT): $(patsubst %.cpp,$(BUILD)/obj/%.o,$(MPI_TEST_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(filter %.o,$^) $(LIB) -lgtest $(LDLIBS) -o $@
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# --- tests -----------------------------------------------------------------------------------
+# `make test` installs first, then re-enters make so that flags probed from the installed
+# packages (pkg-config, nvcc) are read afresh.
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT) $(UNIT_ASAN) $(MPI_UNIT)
+	@$(MAKE) --no-print-directory venv
+	@$(MAKE) --no-print-directory test-all
+
+test-all:
+	BUILD=$(BUILD) VENV=$(VENV) tests/run-all.sh
+
+unit: $(UNIT)
+	$(UNIT)
+
+unit-asan: $(UNIT_ASAN)
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp $(UNIT_ASAN)
+
+mpi-unit: $(MPI_UNIT)
+	tests/mpirun.sh -np 4 $(MPI_UNIT)
+
+bats: all venv
+	BUILD=$(BUILD) VENV=$(VENV) tests/run-all.sh --bats-only
+
+# --- demo ------------------------------------------------------------------------------------
+demo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run:
+	BUILD=$(BUILD) tests/demo.sh
+
+# --- install ---------------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bellows/sbatch $(DESTDIR)$(PREFIX)/share/bellows/schemas
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 sbatch/* $(DESTDIR)$(PREFIX)/share/bellows/sbatch/
+	install -m 644 $(SCHEMAS) $(DESTDIR)$(PREFIX)/share/bellows/schemas/
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,79 @@
+// The process context: who am I, how many of us, on which node, launched by what.
+//
+// The same binary runs as a single process, under mpirun, or under srun. MPI is initialised only
+// when a launcher started us (a plain `tool --help` never pays for MPI start-up). Placement
+// (node, local rank, node index) comes from MPI_Comm_split_type(SHARED), i.e. from what MPI sees,
+// not from environment variables that differ between launchers.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dist/comm.hpp"
+
+namespace bellows::dist {
+
+enum class Launcher { single, mpirun, srun };
+const char* launcher_name(Launcher l);
+
+// How we were started, judged from the environment alone (pure; unit-tested).
+struct LaunchInfo {
+  Launcher launcher = Launcher::single;
+  int env_rank = 0;            // rank as the launcher announced it (0 when single)
+  int env_size = 1;
+  std::string slurm_job_id;    // "" outside SLURM
+  std::string slurm_step_id;
+  std::string slurm_nodelist;
+  int restart_count = 0;       // SLURM_RESTART_COUNT: how often the job was requeued
+  std::string problem;         // non-empty: launched in a way MPI cannot wire up (why)
+};
+using Env = std::map<std::string, std::string>;
+LaunchInfo detect_launch(const Env& env);
+Env current_env();
+
+struct Placement {
+  int rank = 0, size = 1;
+  int local_rank = 0, local_size = 1;  // among the ranks on this node
+  int node_index = 0, num_nodes = 1;   // nodes numbered by their lowest rank
+  std::string node;                    // short host name
+  std::string to_line(const LaunchInfo& li) const;  // "rank=0 size=4 local_rank=0 ..."
+};
+
+class Context {
+ public:
+  // Initialises MPI when a launcher started us. Throws UsageError for launches MPI cannot use.
+  static Context& init(int* argc, char*** argv);
+  static Context& get();  // after init
+  static bool initialized();
+
+  const LaunchInfo& launch() const { return launch_; }
+  const Placement& placement() const { return placement_; }
+  int rank() const { return placement_.rank; }
+  int size() const { return placement_.size; }
+  bool uses_mpi() const { return mpi_; }
+
+  Communicator& world() { return *world_; }
+  Communicator& node_local() { return *local_; }
+
+  // Rank 0 gets every rank's placement line, in rank order; other ranks an empty vector.
+  std::vector<std::string> gather_placement_lines();
+
+  // Stops the whole job: prints `message` (one line, already formatted) on this rank, never
+  // filtered, and aborts every rank with `code`. Single-process: exits with `code`.
+  [[noreturn]] void abort(int code, const std::string& message);
+  void finalize();
+
+ private:
+  Context() = default;
+  LaunchInfo launch_;
+  Placement placement_;
+  bool mpi_ = false;
+  std::unique_ptr<Communicator> world_, local_;
+};
+
+// Short host name (up to the first dot), as SLURM names nodes.
+std::string short_hostname();
+
+}  // namespace bellows::dist

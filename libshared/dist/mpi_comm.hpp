@@ -1,0 +1,36 @@
+// Communicator over an MPI communicator (CPU buffers).
+#pragma once
+
+#include <mpi.h>
+
+#include "dist/comm.hpp"
+
+namespace bellows::dist {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Takes ownership of `comm` (freed on destruction) unless it is MPI_COMM_WORLD/MPI_COMM_SELF.
+  explicit MpiCommunicator(MPI_Comm comm);
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void barrier() override;
+  void broadcast(void* data, size_t bytes, int root) override;
+  void allreduce(int64_t* data, size_t n, ReduceOp op) override;
+  void allreduce(double* data, size_t n, ReduceOp op) override;
+  std::vector<std::string> gather(const std::string& mine, int root) override;
+  std::vector<std::string> allgather(const std::string& mine) override;
+
+  // Splits this group: ranks with the same color form a new group, ordered by key.
+  std::unique_ptr<MpiCommunicator> split(int color, int key) const;
+  MPI_Comm handle() const { return comm_; }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace bellows::dist

@@ -1,0 +1,123 @@
+// Run as: mpirun -np 4 --oversubscribe mpi_tests. Every rank runs every test; rank 0 prints
+// the report, failures on any rank are printed with their rank and fail the run.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.hpp"
+#include "dist/context.hpp"
+#include "dist/mpi_comm.hpp"
+#include "io/doc_shard.hpp"
+#include "io/safe_output.hpp"
+
+using namespace bellows;
+namespace fs = std::filesystem;
+
+namespace {
+
+class RankFailurePrinter : public ::testing::EmptyTestEventListener {
+  void OnTestPartResult(const ::testing::TestPartResult& r) override {
+    if (r.failed())
+      std::fprintf(stderr, "[rank %d] %s:%d: %s\n", dist::Context::get().rank(), r.file_name() ? r.file_name() : "?",
+                   r.line_number(), r.summary());
+  }
+};
+
+// A directory name every rank agrees on (rank 0 makes it).
+std::string shared_tmp_dir(dist::Communicator& c) {
+  std::string dir;
+  if (c.rank() == 0) {
+    std::string tmpl = (fs::temp_directory_path() / "bellows-mpi-XXXXXX").string();
+    dir = mkdtemp(tmpl.data());
+  }
+  return c.broadcast_string(dir, 0);
+}
+
+}  // namespace
+
+TEST(MpiContext, PlacementIsConsistent) {
+  auto& ctx = dist::Context::get();
+  EXPECT_TRUE(ctx.uses_mpi());
+  EXPECT_EQ(ctx.size(), 4);
+  EXPECT_EQ(ctx.launch().launcher, dist::Launcher::mpirun);
+  EXPECT_EQ(ctx.launch().env_rank, ctx.rank());
+  const auto& p = ctx.placement();
+  // One machine: every rank shares the node.
+  EXPECT_EQ(p.local_size, 4);
+  EXPECT_EQ(p.local_rank, p.rank);
+  EXPECT_EQ(p.node_index, 0);
+  EXPECT_EQ(p.num_nodes, 1);
+  EXPECT_EQ(p.node, dist::short_hostname());
+  std::vector<std::string> lines = ctx.gather_placement_lines();
+  if (ctx.rank() == 0) {
+    ASSERT_EQ(lines.size(), 4u);
+    for (int r = 0; r < 4; ++r) EXPECT_EQ(lines[static_cast<size_t>(r)].rfind("rank=" + std::to_string(r) + " size=4 ", 0), 0u);
+  } else {
+    EXPECT_TRUE(lines.empty());
+  }
+}
+
+TEST(MpiCommunicator, Collectives) {
+  auto& w = dist::Context::get().world();
+  int64_t v[2] = {w.rank(), 1};
+  w.allreduce(v, 2, dist::ReduceOp::sum);
+  EXPECT_EQ(v[0], 0 + 1 + 2 + 3);
+  EXPECT_EQ(v[1], 4);
+  EXPECT_EQ(w.allreduce_value(static_cast<double>(w.rank()), dist::ReduceOp::max), 3.0);
+  EXPECT_EQ(w.allreduce_value(int64_t{w.rank()}, dist::ReduceOp::min), 0);
+  EXPECT_EQ(w.broadcast_string(w.rank() == 2 ? "from two" : "", 2), "from two");
+  std::vector<std::string> all = w.allgather(std::string(static_cast<size_t>(w.rank()), 'x'));
+  ASSERT_EQ(all.size(), 4u);
+  for (int r = 0; r < 4; ++r) EXPECT_EQ(all[static_cast<size_t>(r)], std::string(static_cast<size_t>(r), 'x'));
+}
+
+TEST(MpiCommunicator, SplitFormsGroups) {
+  auto& w = dynamic_cast<dist::MpiCommunicator&>(dist::Context::get().world());
+  auto pairs = w.split(w.rank() / 2, w.rank());  // {0,1} {2,3}
+  EXPECT_EQ(pairs->size(), 2);
+  EXPECT_EQ(pairs->rank(), w.rank() % 2);
+  EXPECT_EQ(pairs->allreduce_value(int64_t{w.rank()}, dist::ReduceOp::sum), w.rank() < 2 ? 1 : 5);
+}
+
+// Every rank writes its own shard into one output directory, which appears only when all are
+// done; rank 0 then reads every shard back.
+TEST(MpiSafeOutput, RanksWriteTheirShardsIntoOneOutput) {
+  auto& w = dist::Context::get().world();
+  std::string dir = shared_tmp_dir(w);
+  std::string out_dir = dir + "/docs";
+  {
+    io::SafeOutput out(out_dir, io::SafeOutput::Kind::directory, false, &w);
+    io::DocShardWriter shard(out.temp_path() + "/shard-" + std::to_string(w.rank()) + ".h5", io::Provenance{"mpi-test", {}, {}});
+    for (int i = 0; i <= w.rank(); ++i) shard.add({"r" + std::to_string(w.rank()) + "-" + std::to_string(i), "text", "", "en", 1.0f});
+    shard.close();
+    EXPECT_FALSE(fs::exists(out_dir));
+    out.commit();
+  }
+  w.barrier();
+  EXPECT_TRUE(fs::is_directory(out_dir));
+  if (w.rank() == 0) {
+    for (int r = 0; r < 4; ++r) {
+      io::DocShardReader rd(out_dir + "/shard-" + std::to_string(r) + ".h5");
+      EXPECT_EQ(rd.size(), static_cast<uint64_t>(r + 1));
+    }
+  }
+  // Every rank refuses the existing output the same way (no rank runs ahead).
+  EXPECT_THROW(io::SafeOutput(out_dir, io::SafeOutput::Kind::directory, false, &w), UsageError);
+  w.barrier();
+  if (w.rank() == 0) fs::remove_all(dir);
+}
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  auto& ctx = dist::Context::init(&argc, &argv);
+  auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+  if (ctx.rank() != 0) delete listeners.Release(listeners.default_result_printer());
+  listeners.Append(new RankFailurePrinter);
+  int rc = RUN_ALL_TESTS();
+  int64_t worst = ctx.world().allreduce_value(int64_t{rc}, dist::ReduceOp::max);
+  if (ctx.rank() == 0 && worst != 0 && rc == 0) std::fprintf(stderr, "mpi_tests: a test failed on another rank\n");
+  ctx.finalize();
+  return static_cast<int>(worst);
+}
