@@ -25,6 +25,8 @@ class Communicator {
   // Root receives every rank's string in rank order; other ranks receive an empty vector.
   virtual std::vector<std::string> gather(const std::string& mine, int root) = 0;
   virtual std::vector<std::string> allgather(const std::string& mine) = 0;
+  // Personalised exchange: send[r] goes to rank r; returns what each rank sent to this one.
+  virtual std::vector<std::string> alltoallv(const std::vector<std::string>& send) = 0;
 
   // Convenience wrappers over the primitives above.
   std::string broadcast_string(const std::string& s, int root);
@@ -43,6 +45,7 @@ class SelfCommunicator final : public Communicator {
   void allreduce(double*, size_t, ReduceOp) override {}
   std::vector<std::string> gather(const std::string& mine, int) override { return {mine}; }
   std::vector<std::string> allgather(const std::string& mine) override { return {mine}; }
+  std::vector<std::string> alltoallv(const std::vector<std::string>& send) override { return send; }
 };
 
 }  // namespace bellows::dist

@@ -89,6 +89,30 @@ std::vector<std::string> MpiCommunicator::allgather(const std::string& mine) {
   return out;
 }
 
+std::vector<std::string> MpiCommunicator::alltoallv(const std::vector<std::string>& send) {
+  BELLOWS_CHECK(send.size() == static_cast<size_t>(size_), "alltoallv needs one buffer per rank");
+  std::vector<int> scount(send.size()), sdispl(send.size()), rcount(send.size()), rdispl(send.size());
+  std::string sbuf;
+  for (size_t r = 0; r < send.size(); ++r) {
+    sdispl[r] = checked_count(sbuf.size());
+    scount[r] = checked_count(send[r].size());
+    sbuf += send[r];
+  }
+  MPI_Alltoall(scount.data(), 1, MPI_INT, rcount.data(), 1, MPI_INT, comm_);
+  size_t total = 0;
+  for (size_t r = 0; r < send.size(); ++r) {
+    rdispl[r] = checked_count(total);
+    total += static_cast<size_t>(rcount[r]);
+  }
+  std::string rbuf(total, '\0');
+  MPI_Alltoallv(sbuf.data(), scount.data(), sdispl.data(), MPI_CHAR, rbuf.data(), rcount.data(), rdispl.data(), MPI_CHAR,
+                comm_);
+  std::vector<std::string> out;
+  for (size_t r = 0; r < send.size(); ++r)
+    out.emplace_back(rbuf.substr(static_cast<size_t>(rdispl[r]), static_cast<size_t>(rcount[r])));
+  return out;
+}
+
 std::unique_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key) const {
   MPI_Comm out = MPI_COMM_NULL;
   MPI_Comm_split(comm_, color, key, &out);

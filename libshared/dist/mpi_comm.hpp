@@ -23,6 +23,7 @@ class MpiCommunicator final : public Communicator {
   void allreduce(double* data, size_t n, ReduceOp op) override;
   std::vector<std::string> gather(const std::string& mine, int root) override;
   std::vector<std::string> allgather(const std::string& mine) override;
+  std::vector<std::string> alltoallv(const std::vector<std::string>& send) override;
 
   // Splits this group: ranks with the same color form a new group, ordered by key.
   std::unique_ptr<MpiCommunicator> split(int color, int key) const;
