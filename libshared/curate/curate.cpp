@@ -415,10 +415,8 @@ class Run {
     std::vector<uint64_t>* bands = nullptr;
     if (table_.bands > 0) {
       auto t0 = std::chrono::steady_clock::now();
-      std::vector<std::string> sh = text::shingles(text, o_.shingle);
-      if (!sh.empty()) {
-        hashes_.clear();
-        for (const auto& x : sh) hashes_.push_back(text::shingle_hash32(x));
+      text::shingle_hashes32(text, o_.shingle, hashes_, shingle_buf_, shingle_starts_);
+      if (!hashes_.empty()) {
         text::minhash_signature(hashes_, perms_, sig_);
         text::band_keys(sig_, o_.lsh, band_buf_);
         bands = &band_buf_;
@@ -439,6 +437,8 @@ class Run {
   text::Permutations perms_;
   DedupTable table_;
   std::vector<uint32_t> hashes_, sig_;
+  std::string shingle_buf_;
+  std::vector<size_t> shingle_starts_;
   std::vector<uint64_t> band_buf_;
   std::string work_path_, filter_audit_path_;
   json stats_ = json::object();
@@ -629,18 +629,18 @@ cli::ToolSpec tool_spec() {
        "auto (by file name) | jsonl | text | docs")
       ("include", po::value<std::vector<std::string>>()->value_name("GLOB"),
        "in directories, take only files whose name matches (repeatable), e.g. 'copyright'")
-      ("text-key", po::value<std::string>()->default_value("text"), "JSON field holding the text")
-      ("id-key", po::value<std::string>()->default_value("id"), "JSON field holding the id (else file:line)")
-      ("max-doc-bytes", po::value<size_t>()->default_value(32u << 20), "longest accepted document or line")
-      ("on-bad-record", po::value<std::string>()->default_value("error"),
+      ("text-key", po::value<std::string>()->default_value("text")->value_name("KEY"), "JSON field holding the text")
+      ("id-key", po::value<std::string>()->default_value("id")->value_name("KEY"), "JSON field holding the id (else file:line)")
+      ("max-doc-bytes", po::value<size_t>()->default_value(32u << 20)->value_name("N"), "longest accepted document or line")
+      ("on-bad-record", po::value<std::string>()->default_value("error")->value_name("MODE"),
        "error (stop with file:line) | skip (count it, list it in removed.jsonl.zst)");
   po::options_description st("Stages");
   st.add_options()
-      ("disable", po::value<std::string>()->default_value(""), "stages to skip: cleanup,langid,quality,pii,exact,fuzzy")
-      ("invalid-utf8", po::value<std::string>()->default_value("repair"), "repair (U+FFFD) | drop the document")
-      ("langs", po::value<std::string>()->default_value(""), "keep only these languages, e.g. en,de (default: all)")
-      ("min-lang-score", po::value<double>()->default_value(0.0), "drop documents whose language score is lower")
-      ("disable-rules", po::value<std::string>()->default_value(""),
+      ("disable", po::value<std::string>()->default_value("")->value_name("LIST"), "stages to skip: cleanup,langid,quality,pii,exact,fuzzy")
+      ("invalid-utf8", po::value<std::string>()->default_value("repair")->value_name("MODE"), "repair (U+FFFD) | drop the document")
+      ("langs", po::value<std::string>()->default_value("")->value_name("LIST"), "keep only these languages, e.g. en,de (default: all)")
+      ("min-lang-score", po::value<double>()->default_value(0.0, "0")->value_name("S"), "drop documents whose language score is lower")
+      ("disable-rules", po::value<std::string>()->default_value("")->value_name("LIST"),
        "quality rules or families to skip, e.g. c4,fineweb:list_ratio (names as in report.json)")
       ("quality-param", po::value<std::vector<std::string>>()->value_name("NAME=VALUE"),
        "set a quality threshold (repeatable); see the list in README")
@@ -648,17 +648,17 @@ cli::ToolSpec tool_spec() {
        "PII to redact (default all): email,phone,ipv4,ipv6,credit_card,us_ssn,iban");
   po::options_description dd("Deduplication");
   dd.add_options()
-      ("shingle", po::value<std::string>()->default_value("word:5"), "MinHash shingles: word:N or char:N")
-      ("num-perm", po::value<size_t>()->default_value(128), "MinHash permutations")
-      ("threshold", po::value<double>()->default_value(0.8), "Jaccard threshold; picks --bands/--rows")
-      ("bands", po::value<size_t>(), "LSH bands (with --rows, instead of --threshold)")
-      ("rows", po::value<size_t>(), "LSH rows per band")
+      ("shingle", po::value<std::string>()->default_value("word:5")->value_name("SPEC"), "MinHash shingles: word:N or char:N")
+      ("num-perm", po::value<size_t>()->default_value(128)->value_name("N"), "MinHash permutations")
+      ("threshold", po::value<double>()->default_value(0.8, "0.8")->value_name("J"), "Jaccard threshold; picks --bands/--rows")
+      ("bands", po::value<size_t>()->value_name("B"), "LSH bands (with --rows, instead of --threshold)")
+      ("rows", po::value<size_t>()->value_name("R"), "LSH rows per band")
       ("verify-jaccard", po::bool_switch(), "check every candidate pair by exact Jaccard of its shingle sets")
-      ("seed", po::value<uint64_t>()->default_value(1), "seed of the MinHash permutations");
+      ("seed", po::value<uint64_t>()->default_value(1)->value_name("N"), "seed of the MinHash permutations");
   po::options_description ou("Output");
   ou.add_options()
       ("export-jsonl", po::bool_switch(), "also write the kept documents to OUTDIR/kept.jsonl.zst")
-      ("max-shard-bytes", po::value<uint64_t>()->default_value(1ull << 30), "start a new shard after this much text");
+      ("max-shard-bytes", po::value<uint64_t>()->default_value(1ull << 30)->value_name("N"), "start a new shard after this much text");
   for (auto* g : {&in, &st, &dd, &ou}) s.groups.push_back(*g);
   s.positional.add("input", -1);
   s.writes_output = true;

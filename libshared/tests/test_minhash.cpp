@@ -37,6 +37,26 @@ TEST(Shingles, WordAndCharShingles) {
   EXPECT_EQ(to_string(c3), "char:3");
 }
 
+// The allocation-free hashing path gives the hashes of exactly the shingles above.
+TEST(Shingles, HashesWithoutStringsEqualHashesOfStrings) {
+  std::mt19937 rng(11);
+  const std::vector<std::string> pieces = {"Alpha", "beta", " ", "  ", "\n", "\t", ",", "...", "Grüße", "数据", "🙂", "x1", "A-B", "\r\n"};
+  std::vector<uint32_t> fast;
+  std::string buf;
+  std::vector<size_t> starts;
+  for (int t = 0; t < 2000; ++t) {
+    std::string text;
+    for (size_t i = 0, n = rng() % 40; i < n; ++i) text += pieces[rng() % pieces.size()];
+    for (const char* spec : {"word:1", "word:3", "word:5", "char:1", "char:4", "char:9"}) {
+      ShingleSpec s = parse_shingle_spec(spec);
+      std::vector<uint32_t> slow;
+      for (const auto& x : shingles(text, s)) slow.push_back(shingle_hash32(x));
+      shingle_hashes32(text, s, fast, buf, starts);
+      ASSERT_EQ(fast, slow) << spec << " on '" << text << "'";
+    }
+  }
+}
+
 TEST(Shingles, BadSpecsAreUsageErrors) {
   for (const char* bad : {"word", "word:", "word:0", "bytes:3", "char:x", "word:5x", "word:-1"})
     EXPECT_THROW(parse_shingle_spec(bad), bellows::UsageError) << bad;

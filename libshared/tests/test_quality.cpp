@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -259,9 +260,9 @@ const std::map<std::string, Case>& cases() {
   return c;
 }
 
-class FailingRule : public ::testing::TestWithParam<std::string> {};
+class QualityRule : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(FailingRule, FailsFirstAndCanBeSwitchedOff) {
+TEST_P(QualityRule, FailsFirstAndCanBeSwitchedOff) {
   const std::string& rule = GetParam();
   auto it = cases().find(rule);
   ASSERT_NE(it, cases().end()) << "no failing document for " << rule;
@@ -288,14 +289,14 @@ TEST_P(FailingRule, FailsFirstAndCanBeSwitchedOff) {
   EXPECT_NE(family_of(check_quality(c.text, no_family).rule), family);
 }
 
-INSTANTIATE_TEST_SUITE_P(Rules, FailingRule, ::testing::ValuesIn(quality_rule_names()),
+INSTANTIATE_TEST_SUITE_P(AllRules, QualityRule, ::testing::ValuesIn(quality_rule_names()),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), ':', '_');
                            return n;
                          });
 
-TEST(Quality, CleanDocumentPasses) {
+TEST(QualityFilters, CleanDocumentPasses) {
   QualityVerdict v = check_quality(clean_doc(), QualityConfig{});
   EXPECT_TRUE(v.keep) << v.rule;
   EXPECT_TRUE(v.rule.empty());
@@ -306,7 +307,7 @@ TEST(Quality, CleanDocumentPasses) {
   EXPECT_TRUE(check_quality(crlf, QualityConfig{}).keep) << check_quality(crlf, QualityConfig{}).rule;
 }
 
-TEST(Quality, EveryCaseNamesAKnownRule) {
+TEST(QualityFilters, EveryCaseNamesAKnownRule) {
   const std::vector<std::string>& names = quality_rule_names();
   for (const auto& [rule, c] : cases()) {
     EXPECT_NE(std::find(names.begin(), names.end(), rule), names.end()) << rule;
@@ -314,7 +315,7 @@ TEST(Quality, EveryCaseNamesAKnownRule) {
   }
 }
 
-TEST(Quality, RuleNames) {
+TEST(QualityFilters, RuleNames) {
   const std::vector<std::string>& names = quality_rule_names();
   EXPECT_EQ(names.size(), 30u);
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
@@ -331,7 +332,7 @@ TEST(Quality, RuleNames) {
   EXPECT_TRUE(std::equal(names.begin(), names.end(), switches.begin()));
 }
 
-TEST(Quality, EmptyAndBlankTextFailCleanly) {
+TEST(QualityFilters, EmptyAndBlankTextFailCleanly) {
   for (std::string_view text : {std::string_view(""), std::string_view(" \n\n \t\n  "), std::string_view("\n")}) {
     QualityVerdict v = check_quality(text, QualityConfig{});
     EXPECT_FALSE(v.keep);
@@ -350,13 +351,13 @@ TEST(Quality, EmptyAndBlankTextFailCleanly) {
   }
 }
 
-TEST(Quality, AllFamiliesOffKeepsEverything) {
+TEST(QualityFilters, AllFamiliesOffKeepsEverything) {
   QualityConfig cfg;
   cfg.gopher_repetition = cfg.gopher_quality = cfg.c4 = cfg.fineweb = false;
   for (const auto& [rule, c] : cases()) EXPECT_TRUE(check_quality(c.text, cfg).keep) << rule;
 }
 
-TEST(Quality, WordsSplitOnUnicodeSpaceAndLosePunctuation) {
+TEST(QualityFilters, WordsSplitOnUnicodeSpaceAndLosePunctuation) {
   // Words: Hello world yes non don't qué 東京 a b c d 42. Pure punctuation (— … • !! ¿?) is not a word.
   const std::string text =
       "Hello, world! \u2014 \u2026 \u2022 (yes) \u00ABnon\u00BB don't \u00BFqu\u00E9? \u6771\u4EAC "
@@ -382,14 +383,14 @@ TEST(Quality, WordsSplitOnUnicodeSpaceAndLosePunctuation) {
             "gopher_quality:alpha_words_ratio");  // 1 of 3
 }
 
-TEST(Quality, StopWordsMatchInAnyCase) {
+TEST(QualityFilters, StopWordsMatchInAnyCase) {
   QualityConfig cfg = only({"gopher_quality:stop_words"});
   EXPECT_TRUE(check_quality("The cat AND the hat", cfg).keep);
   EXPECT_EQ(check_quality("The cat sat there", cfg).rule, "gopher_quality:stop_words");
   EXPECT_EQ(check_quality("Theory andante", cfg).rule, "gopher_quality:stop_words");
 }
 
-TEST(Quality, EmojiAreWordsWithoutLetters) {
+TEST(QualityFilters, EmojiAreWordsWithoutLetters) {
   std::string emoji;
   for (char32_t cp = 0x1F400; cp < 0x1F400 + 100; ++cp) {
     char buf[5] = {static_cast<char>(0xF0 | (cp >> 18)), static_cast<char>(0x80 | ((cp >> 12) & 0x3F)),
@@ -401,7 +402,7 @@ TEST(Quality, EmojiAreWordsWithoutLetters) {
   EXPECT_TRUE(check_quality(clean_doc() + "\n\nHoney\U0001F36F is sweet.", QualityConfig{}).keep);
 }
 
-TEST(Quality, TextWithoutSpacesIsOneWordPerLine) {
+TEST(QualityFilters, TextWithoutSpacesIsOneWordPerLine) {
   const std::string cjk =
       "\u4E1C\u4EAC\u662F\u65E5\u672C\u7684\u9996\u90FD\u3002\n"
       "\u8702\u871C\u5F88\u751C\u3002\n"
@@ -412,7 +413,7 @@ TEST(Quality, TextWithoutSpacesIsOneWordPerLine) {
   EXPECT_EQ(check_quality(cjk, cfg).rule, "c4:min_sentences");  // '。' is not C4's terminal punctuation
 }
 
-TEST(Quality, VeryLongLinesAndWords) {
+TEST(QualityFilters, VeryLongLinesAndWords) {
   const std::string word(3'000'000, 'a');
   EXPECT_EQ(check_quality(word, QualityConfig{}).rule, "gopher_quality:min_words");
   QualityConfig cfg;
@@ -440,7 +441,7 @@ TEST_P(C4LineRule, DroppedLineCostsASentence) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Rules, C4LineRule,
+    LineRules, C4LineRule,
     ::testing::Values(
         std::pair<std::string, std::string>{"c4:line_long_word", "Here is a long word " + std::string(1001, 'x') + "."},
         std::pair<std::string, std::string>{"c4:line_terminal_punct", "We open the roof only on windless afternoons"},
@@ -452,7 +453,7 @@ INSTANTIATE_TEST_SUITE_P(
       return info.param.first.substr(3) + "_" + std::to_string(info.index);
     });
 
-TEST(Quality, C4KeepsLinesThatEndInPunctuationOrCitations) {
+TEST(QualityFilters, C4KeepsLinesThatEndInPunctuationOrCitations) {
   QualityConfig cfg;
   cfg.gopher_repetition = cfg.gopher_quality = cfg.fineweb = false;
   std::vector<std::string> lines = five_sentences();
@@ -467,7 +468,7 @@ TEST(Quality, C4KeepsLinesThatEndInPunctuationOrCitations) {
   EXPECT_TRUE(check_quality(join(lines, "\n"), cfg).keep);
 }
 
-TEST(Quality, C4CountsSentencesAtTerminalMarksFollowedBySpace) {
+TEST(QualityFilters, C4CountsSentencesAtTerminalMarksFollowedBySpace) {
   QualityConfig cfg = only({"c4:min_sentences"});
   EXPECT_TRUE(check_quality("Version 3.5 is out! Is it good? Yes. It is. Really.", cfg).keep);
   EXPECT_FALSE(check_quality("Version 3.5 is out! Is it good? Yes. It is.", cfg).keep);
@@ -477,7 +478,7 @@ TEST(Quality, C4CountsSentencesAtTerminalMarksFollowedBySpace) {
   EXPECT_TRUE(check_quality("Dr. Smith met Mr. Jones and Mrs. Brown at St. Paul's today.", cfg).keep);
 }
 
-TEST(Quality, RepetitionIgnoresBlankLinesAndNeedsARepeat) {
+TEST(QualityFilters, RepetitionIgnoresBlankLinesAndNeedsARepeat) {
   // Blank lines between paragraphs are not duplicate lines.
   std::vector<std::string> p = clean_paragraphs();
   EXPECT_TRUE(check_quality(join(p, "\n\n\n\n"), only({"gopher_repetition:dup_line_frac"})).keep);
@@ -487,7 +488,7 @@ TEST(Quality, RepetitionIgnoresBlankLinesAndNeedsARepeat) {
             "gopher_repetition:top_2_gram");
 }
 
-TEST(Quality, ThresholdsComeFromTheConfig) {
+TEST(QualityFilters, ThresholdsComeFromTheConfig) {
   QualityConfig cfg;
   cfg.gopher_max_words = 100;
   EXPECT_EQ(check_quality(clean_doc(), cfg).rule, "gopher_quality:max_words");
@@ -502,7 +503,7 @@ TEST(Quality, ThresholdsComeFromTheConfig) {
   EXPECT_TRUE(check_quality(clean_doc(), cfg).keep);  // no 10-gram repeats at all
 }
 
-TEST(Quality, ValidateConfig) {
+TEST(QualityFilters, ValidateConfig) {
   EXPECT_NO_THROW(validate_quality_config(QualityConfig{}));
   QualityConfig cfg;
   for (const std::string& n : quality_switch_names()) cfg.disabled_rules.insert(n);
@@ -520,6 +521,17 @@ TEST(Quality, ValidateConfig) {
   EXPECT_THROW(validate_quality_config(cfg), UsageError);
   cfg = QualityConfig{};
   cfg.gopher_min_avg_word_len = 11;
+  EXPECT_THROW(validate_quality_config(cfg), UsageError);
+  cfg = QualityConfig{};
+  cfg.gopher_max_dup_ngram_char_frac[2] = -0.1;
+  try {
+    validate_quality_config(cfg);
+    ADD_FAILURE() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("gopher_max_dup_7gram_char_frac"), std::string::npos) << e.what();
+  }
+  cfg = QualityConfig{};
+  cfg.fineweb_list_ratio = std::nan("");
   EXPECT_THROW(validate_quality_config(cfg), UsageError);
 }
 

@@ -111,6 +111,56 @@ std::vector<std::string> shingles(std::string_view text, const ShingleSpec& spec
   return out;
 }
 
+void shingle_hashes32(std::string_view text, const ShingleSpec& spec, std::vector<uint32_t>& out, std::string& buf,
+                      std::vector<size_t>& starts) {
+  out.clear();
+  buf.clear();
+  starts.clear();
+  const bool word = spec.kind == ShingleSpec::Kind::word;
+  if (word) {
+    for (size_t i = 0; i < text.size();) {
+      if (!is_word_byte(static_cast<unsigned char>(text[i]))) {
+        ++i;
+        continue;
+      }
+      if (!starts.empty()) buf += ' ';
+      starts.push_back(buf.size());
+      while (i < text.size() && is_word_byte(static_cast<unsigned char>(text[i]))) {
+        char c = text[i++];
+        buf += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      }
+    }
+  } else {
+    bool in_space = false;
+    for (size_t i = 0; i < text.size();) {
+      unsigned char c = static_cast<unsigned char>(text[i]);
+      if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+        in_space = true;
+        ++i;
+        continue;
+      }
+      if (in_space && !starts.empty()) {
+        starts.push_back(buf.size());
+        buf += ' ';
+      }
+      in_space = false;
+      size_t len = std::min(utf8_len(c), text.size() - i);
+      starts.push_back(buf.size());
+      buf.append(text.data() + i, len);
+      i += len;
+    }
+  }
+  if (starts.empty()) return;
+  // The end of unit k: the start of unit k+1 less the joining space for words.
+  auto unit_end = [&](size_t k) { return k + 1 < starts.size() ? starts[k + 1] - (word ? 1 : 0) : buf.size(); };
+  size_t n = std::min(spec.n, starts.size());
+  out.reserve(starts.size() - n + 1);
+  for (size_t i = 0; i + n <= starts.size(); ++i) {
+    size_t b = starts[i], e = unit_end(i + n - 1);
+    out.push_back(static_cast<uint32_t>(XXH3_64bits(buf.data() + b, e - b)));
+  }
+}
+
 uint32_t shingle_hash32(std::string_view s) { return static_cast<uint32_t>(XXH3_64bits(s.data(), s.size())); }
 uint64_t shingle_hash64(std::string_view s) { return XXH3_64bits_withSeed(s.data(), s.size(), 0x5348494e474c45ull); }
 

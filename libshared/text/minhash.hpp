@@ -29,6 +29,13 @@ std::string to_string(const ShingleSpec& s);
 // A text with fewer than n units yields one shingle of all of them (empty text: none).
 std::vector<std::string> shingles(std::string_view text, const ShingleSpec& spec);
 
+// The same shingles, hashed without building strings: the units are laid out once in a buffer
+// (words joined by single spaces, or the whitespace-collapsed text), so every shingle is a
+// contiguous slice of it. Appends one hash per shingle to `out` (cleared first). `buf` and
+// `starts` are scratch space the caller keeps between documents.
+void shingle_hashes32(std::string_view text, const ShingleSpec& spec, std::vector<uint32_t>& out, std::string& buf,
+                      std::vector<size_t>& starts);
+
 uint32_t shingle_hash32(std::string_view shingle);
 uint64_t shingle_hash64(std::string_view shingle);
 

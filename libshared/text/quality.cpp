@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <utility>
 
 #include "core/error.hpp"
 
@@ -89,23 +91,25 @@ constexpr std::array<const char*, kNumSwitches> kNames = {
     "c4:line_policy",
 };
 
-constexpr std::string_view kPolicyPhrases[] = {"terms of use",   "privacy policy", "cookie policy",
-                                               "uses cookies",   "use of cookies", "use cookies"};
+constexpr std::string_view kPolicyPhrases[] = {"terms of use", "privacy policy", "cookie policy",
+                                               "uses cookies", "use of cookies", "use cookies"};
 
 class Switches {
  public:
   explicit Switches(const QualityConfig& cfg) : cfg_(cfg) {}
 
   bool on(Rule r) const {
-    bool family = r <= kDup10Gram     ? cfg_.gopher_repetition
-                  : r <= kStopWords   ? cfg_.gopher_quality
-                  : r <= kMinSentences ? cfg_.c4
-                  : r < kNumRules     ? cfg_.fineweb
-                                      : cfg_.c4;
-    return family && (cfg_.disabled_rules.empty() || !cfg_.disabled_rules.contains(std::string_view(kNames[r])));
+    return family_on(r) && (cfg_.disabled_rules.empty() || !cfg_.disabled_rules.contains(std::string_view(kNames[r])));
   }
 
  private:
+  bool family_on(Rule r) const {
+    if (r <= kDup10Gram) return cfg_.gopher_repetition;
+    if (r <= kStopWords) return cfg_.gopher_quality;
+    if (r <= kMinSentences || r >= kNumRules) return cfg_.c4;
+    return cfg_.fineweb;
+  }
+
   const QualityConfig& cfg_;
 };
 
@@ -119,8 +123,6 @@ size_t count_chars(std::string_view s) {
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
   return n;
 }
-
-// ---- Character classes ----------------------------------------------------------------------------------------
 
 enum class Cls : uint8_t { other, letter, punct, space, newline };
 
@@ -189,8 +191,6 @@ bool is_stop_word(std::string_view w) {
   std::string_view l(buf, w.size());
   return l == "the" || l == "be" || l == "to" || l == "of" || l == "and" || l == "that" || l == "have" || l == "with";
 }
-
-// ---- One pass over the text -----------------------------------------------------------------------------------
 
 struct Line {
   std::string_view text;  // trimmed, never empty
@@ -309,8 +309,6 @@ Doc scan(std::string_view text) {
   return d;
 }
 
-// ---- Duplicate counting ---------------------------------------------------------------------------------------
-
 // Open-addressing table that counts equal items, each known by its index and a 64-bit hash. Equality is decided
 // by the caller on the indices, so n-grams are never materialised as strings and a hash collision cannot merge two
 // different items.
@@ -345,7 +343,8 @@ class DupTable {
   }
 
  private:
-  // splitmix64's finaliser: the n-gram hashes are polynomial sums whose low bits alone would cluster.
+  // splitmix64's finaliser, so that probe positions look random whatever the structure of the hashes (the n-gram
+  // hashes are polynomial sums, not mixed).
   static uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
@@ -389,8 +388,8 @@ class NGrams {
     for (size_t n = 1; n < pow_.size(); ++n) pow_[n] = pow_[n - 1] * kBase;
   }
 
-  // Count times characters of the most frequent n-gram; 0 when no n-gram occurs twice. Gopher scores repetition:
-  // an n-gram seen once is none, and counting it would let a short document fail here instead of at min_words.
+  // The most frequent n-gram's count times its characters; 0 when no n-gram occurs twice. Gopher scores
+  // repetition: an n-gram seen once is none, and counting it would fail short documents here, not at min_words.
   size_t top_chars(size_t n, DupTable& table) const {
     if (words_.size() < n) return 0;
     size_t m = words_.size() - n + 1, best = 1, best_first = 0;
@@ -436,8 +435,6 @@ class NGrams {
   std::array<uint64_t, 11> pow_;  // kBase^n for the n-gram sizes used
 };
 
-// ---- Rule families --------------------------------------------------------------------------------------------
-
 Dups line_duplicates(const Doc& d, DupTable& table) {
   std::vector<std::string_view> lines;
   lines.reserve(d.lines.size());
@@ -445,8 +442,7 @@ Dups line_duplicates(const Doc& d, DupTable& table) {
   return find_duplicates(lines, table);
 }
 
-Rule gopher_repetition(const Doc& d, const QualityConfig& cfg, const Switches& sw, const Dups& lines,
-                       DupTable& table) {
+Rule gopher_repetition(const Doc& d, const QualityConfig& cfg, const Switches& sw, const Dups& lines, DupTable& table) {
   if (sw.on(kDupParaFrac) || sw.on(kDupParaCharFrac)) {
     std::vector<std::string_view> paras;
     for (size_t i = 0; i < d.lines.size();) {
@@ -515,8 +511,7 @@ Rule gopher_quality(const Doc& d, const QualityConfig& cfg, const Switches& sw) 
     if (sw.on(kEllipsisLinesRatio) && frac(ellipsis_ends, d.lines.size()) > cfg.gopher_max_ellipsis_lines_ratio)
       return kEllipsisLinesRatio;
   }
-  if (sw.on(kAlphaWordsRatio) && frac(d.alpha_words, words) < cfg.gopher_min_alpha_words_ratio)
-    return kAlphaWordsRatio;
+  if (sw.on(kAlphaWordsRatio) && frac(d.alpha_words, words) < cfg.gopher_min_alpha_words_ratio) return kAlphaWordsRatio;
   if (sw.on(kStopWords) && d.stop_words < cfg.gopher_min_stop_words) return kStopWords;
   return kNumRules;
 }
@@ -583,7 +578,8 @@ size_t count_sentences(std::string_view s) {
 
 // C4 as a document filter. "lorem ipsum" and '{' are looked for in the whole text, as the C4 paper states, not
 // only in the lines TFDS would keep: the text is not rewritten here, so code lines that TFDS would cut stay in the
-// output and the page has to go. Lines are then judged in TFDS's order until enough sentences are found.
+// output and the page has to go. Lines are then judged in TFDS's order until enough sentences are found; a line's
+// words are this module's words, so a dash or a bullet does not count towards the minimum.
 Rule c4(const Doc& d, const QualityConfig& cfg, const Switches& sw) {
   if (sw.on(kLoremIpsum) && contains_ci(d.text, "lorem ipsum")) return kLoremIpsum;
   if (sw.on(kCurlyBracket) && d.text.find('{') != std::string_view::npos) return kCurlyBracket;
@@ -621,8 +617,7 @@ Rule fineweb(const Doc& d, const QualityConfig& cfg, const Switches& sw, const D
   if (sw.on(kCharDupRatio) && frac(dup_lines.dup_chars, d.chars - d.newlines) >= cfg.fineweb_char_dup_ratio)
     return kCharDupRatio;
   // Line breaks between non-blank lines, which is datatrove's count of '\n' for text without empty lines.
-  if (sw.on(kListRatio) && frac(lines == 0 ? 0 : lines - 1, d.words.size()) > cfg.fineweb_list_ratio)
-    return kListRatio;
+  if (sw.on(kListRatio) && frac(lines == 0 ? 0 : lines - 1, d.words.size()) > cfg.fineweb_list_ratio) return kListRatio;
   return kNumRules;
 }
 
@@ -630,7 +625,8 @@ Rule fineweb(const Doc& d, const QualityConfig& cfg, const Switches& sw, const D
 
 QualityVerdict check_quality(std::string_view text, const QualityConfig& cfg) {
   if (text.size() > UINT32_MAX)  // word and line indices are 32-bit to keep the duplicate tables small
-    throw RuntimeError("a document of " + std::to_string(text.size()) + " bytes is over the 4 GiB the quality filters take");
+    throw RuntimeError("a document of " + std::to_string(text.size()) +
+                       " bytes is over the 4 GiB the quality filters take");
   const Switches sw(cfg);
   const Doc d = scan(text);
   DupTable table;
@@ -676,11 +672,12 @@ void validate_quality_config(const QualityConfig& cfg) {
       {"fineweb_short_line_ratio", cfg.fineweb_short_line_ratio},
       {"fineweb_char_dup_ratio", cfg.fineweb_char_dup_ratio},
       {"fineweb_list_ratio", cfg.fineweb_list_ratio}};
+  // Per-size entries are named as curate-dedup's --quality-param names them.
   for (size_t k = 0; k < cfg.gopher_max_top_ngram_char_frac.size(); ++k)
-    ratios.emplace_back("gopher_max_top_ngram_char_frac for n=" + std::to_string(k + 2),
+    ratios.emplace_back("gopher_max_top_" + std::to_string(k + 2) + "gram_char_frac",
                         cfg.gopher_max_top_ngram_char_frac[k]);
   for (size_t k = 0; k < cfg.gopher_max_dup_ngram_char_frac.size(); ++k)
-    ratios.emplace_back("gopher_max_dup_ngram_char_frac for n=" + std::to_string(k + 5),
+    ratios.emplace_back("gopher_max_dup_" + std::to_string(k + 5) + "gram_char_frac",
                         cfg.gopher_max_dup_ngram_char_frac[k]);
   for (const auto& [name, v] : ratios)
     if (!(v >= 0))  // also catches NaN

@@ -54,13 +54,15 @@ struct QualityConfig {
   size_t gopher_min_stop_words = 2;  // occurrences of the, be, to, of, and, that, have, with (any case)
 
   // C4, used as a document filter: a document fails when fewer than c4_min_sentences sentences remain after
-  // leaving out the lines C4 would drop, or when it contains "lorem ipsum" or '{' anywhere.
+  // leaving out the lines C4 would drop, or when it contains "lorem ipsum" or '{' anywhere. Without NLTK's Punkt a
+  // sentence ends at a run of . ? ! (and any closing quotes or brackets) followed by a space or the end of the line,
+  // so "3.5" does not end one and "Dr. Smith" does.
   size_t c4_min_sentences = 5;
   size_t c4_min_words_per_line = 3;
   size_t c4_max_word_len = 1000;  // a line with a longer word is dropped
 
   // FineWeb; the comparison is datatrove's for each.
-  double fineweb_line_punct_ratio = 0.12;  // fails when the share of lines ending in . ' " ! ? is <= this
+  double fineweb_line_punct_ratio = 0.12;  // fails when the share of lines ending in . ' " ! ? (or ” ’) is <= this
   size_t fineweb_short_line_length = 30;   // a line of at most this many characters is short
   double fineweb_short_line_ratio = 0.67;  // fails when the share of short lines is >= this
   double fineweb_char_dup_ratio = 0.01;    // fails when duplicate-line characters / non-\n characters is >= this
@@ -82,7 +84,8 @@ const std::vector<std::string>& quality_rule_names();
 // FineWeb's recipe runs C4 without the terminal-punctuation line rule.
 const std::vector<std::string>& quality_switch_names();
 
-// Throws UsageError for an unknown name in disabled_rules or a minimum above its maximum.
+// Throws UsageError for an unknown name in disabled_rules, a negative or NaN threshold, or a minimum above its
+// maximum.
 void validate_quality_config(const QualityConfig& cfg);
 
 }  // namespace bellows::text

@@ -7,6 +7,9 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "curate/dedup.hpp"
+#include "curate/inputs.hpp"
+#include "text/minhash.hpp"
 #include "dist/context.hpp"
 #include "dist/mpi_comm.hpp"
 #include "io/doc_shard.hpp"
@@ -107,6 +110,68 @@ TEST(MpiSafeOutput, RanksWriteTheirShardsIntoOneOutput) {
   EXPECT_THROW(io::SafeOutput(out_dir, io::SafeOutput::Kind::directory, false, &w), UsageError);
   w.barrier();
   if (w.rank() == 0) fs::remove_all(dir);
+}
+
+// Distributed dedup decides exactly what one process decides: same removals, same kept
+// representatives, same cluster statistics.
+TEST(MpiDedup, FourRanksEqualOneRank) {
+  auto& w = dist::Context::get().world();
+  // 60 documents in 12 "files"; families of near-duplicates and exact copies across files.
+  std::vector<std::string> texts;
+  for (int i = 0; i < 60; ++i) {
+    int family = i % 7;
+    std::string t;
+    for (int k = 0; k < 120; ++k) t += "f" + std::to_string(family) + "w" + std::to_string(k) + " ";
+    if (i % 3 == 1) t += "tail" + std::to_string(i);  // near duplicate of its family
+    if (family == 6) t = "unique document number " + std::to_string(i) + " with its own words";
+    texts.push_back(t);
+  }
+  text::ShingleSpec spec{text::ShingleSpec::Kind::word, 3};
+  text::LshParams lsh{16, 8};
+  text::Permutations perms = text::make_permutations(128, 1);
+  auto file_of = [](size_t i) { return i / 5; };
+  std::vector<int> owner(12);
+  for (int f = 0; f < 12; ++f) owner[static_cast<size_t>(f)] = f / 3;  // 4 ranks, contiguous files
+  auto build = [&](bool only_mine) {
+    curate::DedupTable t;
+    t.bands = lsh.bands;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      uint64_t key = curate::make_key(file_of(i), i % 5);
+      if (only_mine && owner[curate::key_file(key)] != w.rank()) continue;
+      std::vector<uint32_t> h, sig;
+      for (const auto& sh : text::shingles(texts[i], spec)) h.push_back(text::shingle_hash32(sh));
+      text::minhash_signature(h, perms, sig);
+      std::vector<uint64_t> bands;
+      text::band_keys(sig, lsh, bands);
+      uint64_t x = std::hash<std::string>{}(texts[i]);
+      t.add(key, {x, x ^ 0x9e3779b97f4a7c15ull}, "doc" + std::to_string(i), &bands);
+    }
+    return t;
+  };
+  auto set_of = [&](uint64_t key) {
+    size_t i = curate::key_file(key) * 5 + curate::key_record(key);
+    std::vector<uint64_t> s;
+    for (const auto& sh : text::shingles(texts[i], spec)) s.push_back(text::shingle_hash64(sh));
+    std::sort(s.begin(), s.end());
+    s.erase(std::unique(s.begin(), s.end()), s.end());
+    return s;
+  };
+  curate::DedupConfig cfg;
+  cfg.verify = true;
+  cfg.threshold = 0.7;
+  dist::SelfCommunicator self;
+  curate::DedupResult single = curate::deduplicate(build(false), cfg, self, [](uint64_t) { return 0; }, set_of);
+  curate::DedupResult dist_r = curate::deduplicate(build(true), cfg, w, [&](uint64_t k) { return owner[curate::key_file(k)]; }, set_of);
+  std::string mine;
+  for (const auto& r : dist_r.removals) mine += std::to_string(r.key) + ">" + std::to_string(r.kept_key) + ":" + r.kept_id + (r.exact ? "E" : "F") + ";";
+  std::vector<std::string> all = w.allgather(mine);
+  std::string joined;
+  for (const auto& a : all) joined += a;
+  std::string expected;
+  for (const auto& r : single.removals) expected += std::to_string(r.key) + ">" + std::to_string(r.kept_key) + ":" + r.kept_id + (r.exact ? "E" : "F") + ";";
+  EXPECT_EQ(joined, expected);
+  EXPECT_GT(single.removals.size(), 20u);
+  EXPECT_EQ(dist_r.clusters, single.clusters);
 }
 
 int main(int argc, char** argv) {
