@@ -55,6 +55,7 @@ struct Options {
   text::LshParams lsh;
   double threshold = 0.8;
   bool verify = false;
+  bool one_per_cluster = false;
   uint64_t seed = 1;
   std::string output;
   bool overwrite = false, export_jsonl = false;
@@ -113,10 +114,18 @@ Options read_options(const cli::Invocation& inv) {
       throw UsageError("--bands * --rows must be positive and at most --num-perm (" + std::to_string(o.num_perm) + ")");
     // Verification uses the S-curve's midpoint unless a threshold was given as well.
     if (!inv.has("threshold")) o.threshold = text::lsh_threshold(o.lsh);
-  } else {
-    o.lsh = text::optimal_lsh_params(o.threshold, o.num_perm);
   }
   o.verify = inv.get<bool>("verify-jaccard");
+  if (!has_b) {
+    // Unverified candidates are final, so false positives and false negatives weigh the same
+    // (datasketch's choice). With verification false positives only cost a Jaccard check, so
+    // the S-curve is moved to catch near-duplicates: misses weigh 9 times more.
+    o.lsh = o.verify ? text::optimal_lsh_params(o.threshold, o.num_perm, 0.1, 0.9)
+                     : text::optimal_lsh_params(o.threshold, o.num_perm);
+  }
+  std::string keep = inv.get<std::string>("cluster-keep");
+  if (keep != "covering" && keep != "one") throw UsageError("--cluster-keep: invalid value '" + keep + "' (expected covering|one)");
+  o.one_per_cluster = keep == "one";
   o.seed = inv.get<uint64_t>("seed");
   o.output = inv.get<std::string>("output");
   o.overwrite = inv.get<bool>("overwrite");
@@ -143,9 +152,10 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // One line of removed.jsonl.zst.
 std::string audit_line(const std::string& id, const std::string& source, const std::string& stage, const std::string& reason,
-                       const std::string* kept_id = nullptr) {
+                       const std::string* kept_id = nullptr, const std::string* detail = nullptr) {
   json j = {{"id", id}, {"source", source}, {"stage", stage}, {"reason", reason}};
   if (kept_id) j["kept_id"] = *kept_id;
+  if (detail) j["detail"] = *detail;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -158,7 +168,7 @@ class Run {
     stage_stats_ = json::object();
     for (const auto& s : {"input", "cleanup", "langid", "quality", "pii", "exact", "fuzzy"})
       stage_stats_[s] = {{"docs_in", 0}, {"docs_out", 0}, {"bytes_in", 0}, {"bytes_out", 0}, {"seconds", 0.0},
-                         {"removed", json::object()}};
+                         {"removed", json::object()}, {"removed_bytes", json::object()}};
   }
 
   void pass1(const std::vector<int>& owner) {
@@ -193,8 +203,10 @@ class Run {
         // the rest is lost, and the audit trail says so.
         log::warn(std::string(e.what()) + " (skipped: --on-bad-record skip)");
         bump(stage_stats_["input"]["removed"]["unreadable_file"]);
+        bump(stage_stats_["input"]["removed_bytes"]["unreadable_file"], f.bytes > reported ? f.bytes - reported : 0);
+        std::string detail = e.what();
         filtered << make_key(i, (uint64_t{1} << kRecordBits) - 1) << '\t'
-                 << audit_line(f.path, f.path, "input", std::string("unreadable_file: ") + e.what()) << '\n';
+                 << audit_line(f.path, f.path, "input", "unreadable_file", nullptr, &detail) << '\n';
       }
       progress.add(f.bytes > reported ? f.bytes - reported : 0);
     }
@@ -211,6 +223,7 @@ class Run {
     cfg.fuzzy = o_.on("fuzzy");
     cfg.verify = o_.verify;
     cfg.threshold = o_.threshold;
+    cfg.one_per_cluster = o_.one_per_cluster;
     std::unique_ptr<io::DocShardReader> work;
     if (cfg.verify) work = std::make_unique<io::DocShardReader>(work_path_);
     auto key_owner = [&](uint64_t key) { return owner[key_file(key)]; };
@@ -283,10 +296,12 @@ class Run {
                                       &rm.kept_id));
           if (rm.exact) {
             bump(ex["removed"]["exact_dup"]);
+            bump(ex["removed_bytes"]["exact_dup"], doc.text.size());
           } else {
             if (o_.on("exact")) count_out(ex);
             count_in(fz);
             bump(fz["removed"]["fuzzy_dup"]);
+            bump(fz["removed_bytes"]["fuzzy_dup"], doc.text.size());
           }
           continue;
         }
@@ -333,8 +348,10 @@ class Run {
   }
 
  private:
-  void removed(const RawRecord& r, const std::string& stage, const std::string& reason, std::ofstream& filtered) {
+  void removed(const RawRecord& r, const std::string& stage, const std::string& reason, uint64_t bytes,
+               std::ofstream& filtered) {
     bump(stage_stats_[stage]["removed"][reason]);
+    bump(stage_stats_[stage]["removed_bytes"][reason], bytes);
     filtered << r.key << '\t' << audit_line(r.id, r.source, stage, reason) << '\n';
   }
 
@@ -347,7 +364,7 @@ class Run {
     if (!r.bad.empty()) {
       if (!o_.skip_bad)
         throw RuntimeError(r.source + ": " + r.bad + " (use --on-bad-record skip to count and skip such records)");
-      removed(r, "input", r.bad, filtered);
+      removed(r, "input", r.bad, r.raw_bytes, filtered);
       return;
     }
     bump(in["docs_out"]);
@@ -368,7 +385,7 @@ class Run {
     };
     auto fail = [&](json& s, std::chrono::steady_clock::time_point t0, const char* name, const std::string& reason) {
       s["seconds"] = s["seconds"].get<double>() + seconds_since(t0);
-      removed(r, name, reason, filtered);
+      removed(r, name, reason, text.size(), filtered);
     };
 
     if (o_.on("cleanup")) {
@@ -566,6 +583,7 @@ int run(cli::Invocation& inv) {
     rep["settings"] = inv.effective_options();
     rep["lsh"] = {{"num_perm", o.num_perm}, {"bands", o.lsh.bands}, {"rows", o.lsh.rows},
                   {"s_curve_midpoint", text::lsh_threshold(o.lsh)}, {"verify_threshold", o.threshold},
+                  {"cluster_keep", o.one_per_cluster ? "one" : "covering"},
                   {"shingle", text::to_string(o.shingle)}};
     json inputs = json::array();
     uint64_t bytes_in = 0;
@@ -653,7 +671,10 @@ cli::ToolSpec tool_spec() {
       ("threshold", po::value<double>()->default_value(0.8, "0.8")->value_name("J"), "Jaccard threshold; picks --bands/--rows")
       ("bands", po::value<size_t>()->value_name("B"), "LSH bands (with --rows, instead of --threshold)")
       ("rows", po::value<size_t>()->value_name("R"), "LSH rows per band")
-      ("verify-jaccard", po::bool_switch(), "check every candidate pair by exact Jaccard of its shingle sets")
+      ("verify-jaccard", po::bool_switch(),
+       "check every candidate pair by exact Jaccard of its shingle sets (and pick bands/rows for recall)")
+      ("cluster-keep", po::value<std::string>()->default_value("covering")->value_name("POLICY"),
+       "covering: remove a document only when it is linked to a kept one | one: keep one per cluster")
       ("seed", po::value<uint64_t>()->default_value(1)->value_name("N"), "seed of the MinHash permutations");
   po::options_description ou("Output");
   ou.add_options()

@@ -120,14 +120,20 @@ DedupResult deduplicate(const DedupTable& t, const DedupConfig& cfg, dist::Commu
     }
     std::sort(entries.begin(), entries.end());
     auto edge_out = empty_buffers(n);
+    auto send_edge = [&](uint64_t a, uint64_t b) {
+      ByteWriter w(edge_out[static_cast<size_t>(key_owner(b))]);
+      w.put(a);
+      w.put(b);
+    };
     for (size_t i = 0; i < entries.size();) {
       size_t j = i + 1;
       while (j < entries.size() && entries[j].first == entries[i].first) ++j;
+      // Star to the bucket's smallest member, plus a chain through the bucket: linear in the
+      // bucket size, and a member unlike the smallest can still meet a neighbour it resembles.
       for (size_t k = i + 1; k < j; ++k) {
-        if (entries[k].second == entries[i].second) continue;
-        ByteWriter w(edge_out[static_cast<size_t>(key_owner(entries[k].second))]);
-        w.put(entries[i].second);
-        w.put(entries[k].second);
+        if (entries[k].second == entries[k - 1].second) continue;
+        send_edge(entries[i].second, entries[k].second);
+        if (k - 1 > i) send_edge(entries[k - 1].second, entries[k].second);
       }
       i = j;
     }
@@ -238,30 +244,54 @@ DedupResult deduplicate(const DedupTable& t, const DedupConfig& cfg, dist::Commu
     res.clusters = {{"clusters", clusters}, {"documents_in_clusters", in_clusters}, {"largest_cluster", largest},
                     {"cluster_size_histogram", hist}};
 
-    // Ids of the representatives this rank holds, for the audit lines of the others.
-    std::string rep_ids;
-    ByteWriter rw(rep_ids);
+    // Keep decisions, identical on every rank: kept_by[i] is the node index of the document kept
+    // for node i (i itself when i is kept).
+    std::vector<size_t> kept_by(nodes.size());
+    if (cfg.one_per_cluster) {
+      for (size_t i = 0; i < nodes.size(); ++i) kept_by[i] = uf.find(i);
+    } else {
+      std::vector<std::pair<size_t, size_t>> incoming;  // (node, smaller neighbour)
+      for (const auto& e : all) incoming.emplace_back(idx(e.second), idx(e.first));
+      std::sort(incoming.begin(), incoming.end());
+      size_t pos = 0;
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        kept_by[i] = i;
+        for (; pos < incoming.size() && incoming[pos].first == i; ++pos) {
+          size_t from = incoming[pos].second;
+          if (kept_by[i] == i && kept_by[from] == from) kept_by[i] = from;  // smallest kept neighbour
+        }
+      }
+    }
+    uint64_t kept_in_clusters = 0;
+    for (size_t i = 0; i < nodes.size(); ++i) kept_in_clusters += kept_by[i] == i;
+    res.clusters["kept_in_clusters"] = kept_in_clusters;
+
+    // Ids of the kept documents this rank holds that others name as kept_id.
+    std::vector<uint8_t> is_target(nodes.size(), 0);
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (kept_by[i] != i) is_target[kept_by[i]] = 1;
+    std::string target_ids;
+    ByteWriter rw(target_ids);
     for (size_t i = 0; i < nodes.size(); ++i) {
-      if (uf.find(i) != i || key_owner(nodes[i]) != comm.rank()) continue;
+      if (!is_target[i] || key_owner(nodes[i]) != comm.rank()) continue;
       rw.put(nodes[i]);
       rw.put_string(t.ids[t.index_of(nodes[i])]);
     }
-    std::unordered_map<uint64_t, std::string> rep_id;
-    for (const auto& buf : comm.allgather(rep_ids)) {
+    std::unordered_map<uint64_t, std::string> kept_id;
+    for (const auto& buf : comm.allgather(target_ids)) {
       ByteReader r(buf);
       while (!r.done()) {
         auto k = r.get<uint64_t>();
-        rep_id.emplace(k, r.get_string());
+        kept_id.emplace(k, r.get_string());
       }
     }
     int64_t fuzzy_removed = 0;
     for (size_t i = 0; i < nodes.size(); ++i) {
-      size_t root = uf.find(i);
-      if (root == i || key_owner(nodes[i]) != comm.rank()) continue;
+      if (kept_by[i] == i || key_owner(nodes[i]) != comm.rank()) continue;
       Removal rm;
       rm.key = nodes[i];
-      rm.kept_key = nodes[root];
-      rm.kept_id = rep_id.at(nodes[root]);
+      rm.kept_key = nodes[kept_by[i]];
+      rm.kept_id = kept_id.at(rm.kept_key);
       removals.emplace(rm.key, std::move(rm));
       ++fuzzy_removed;
     }

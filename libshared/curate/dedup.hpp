@@ -2,11 +2,19 @@
 //
 // Every rank holds the hashes of its own documents only (never texts). Exact hashes and LSH band
 // keys are sent with all-to-all to the rank that owns that key (key mod ranks), so each key is
-// decided in one place; removals travel back to the document's rank. Fuzzy candidates become
-// edges to their bucket's smallest document; with --verify-jaccard each edge is checked by exact
-// Jaccard of the two shingle sets; the verified edges go to every rank, which all build the same
-// union-find. The document kept for a group or cluster is always the one with the smallest key
-// (input file order, then line), so the result is identical for any number of ranks.
+// decided in one place; removals travel back to the document's rank. In each LSH bucket (sorted
+// by key) every member gets an edge from the bucket's smallest document and from its
+// predecessor; with --verify-jaccard each edge is checked by exact Jaccard of the two shingle
+// sets. The surviving edges go to every rank, which all build the same union-find (the
+// clusters) and take the same keep decisions:
+//   covering (default): documents are visited in key order; one is removed when an edge links
+//     it to a document already kept, which becomes its kept_id. Every removed document thus has
+//     a kept near-duplicate (verified at >= threshold with --verify-jaccard); a chain A~B~C
+//     with A and C dissimilar keeps both A and C.
+//   one: one document per connected component (its smallest key) is kept, as NeMo Curator and
+//     text-dedup do; chains can remove a document dissimilar to the one kept.
+// Keys order documents by input file, then line, so the result is the same for any number of
+// ranks.
 #pragma once
 
 #include <array>
@@ -38,6 +46,7 @@ struct DedupConfig {
   bool exact = true, fuzzy = true;
   bool verify = false;
   double threshold = 0.8;  // Jaccard threshold for verification
+  bool one_per_cluster = false;  // keep policy "one" instead of "covering"
 };
 
 struct Removal {

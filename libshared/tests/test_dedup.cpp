@@ -114,3 +114,33 @@ TEST(Inputs, FilesAreSplitIntoContiguousBalancedBlocks) {
   for (auto& [r, n] : per) EXPECT_GE(n, 2) << r;
   EXPECT_EQ(assign_files(files, 1), std::vector<int>(10, 0));
 }
+
+// A chain A~B~C where A and C are not alike: "covering" keeps A and C (nothing removed without a
+// kept near-duplicate), "one" keeps A alone (one document per connected component).
+TEST(Dedup, KeepPoliciesOnAChain) {
+  auto words = [](int from, int to) {
+    std::string s;
+    for (int i = from; i < to; ++i) s += "w" + std::to_string(i) + " ";
+    return s;
+  };
+  std::vector<Doc> docs = {{1, words(0, 200)}, {2, words(20, 220)}, {3, words(40, 240)}};
+  text::ShingleSpec spec{text::ShingleSpec::Kind::word, 2};
+  DedupTable t = table_of(docs, {32, 4}, spec);
+  dist::SelfCommunicator self;
+  DedupConfig cfg;
+  cfg.verify = true;
+  cfg.threshold = 0.75;
+  auto sets = [&](uint64_t k) { return shingle_set(docs, k, spec); };
+  DedupResult covering = deduplicate(t, cfg, self, [](uint64_t) { return 0; }, sets);
+  ASSERT_EQ(covering.removals.size(), 1u);
+  EXPECT_EQ(covering.removals[0].key, 2u);
+  EXPECT_EQ(covering.removals[0].kept_key, 1u);
+  EXPECT_EQ(covering.clusters["clusters"], 1);
+  EXPECT_EQ(covering.clusters["kept_in_clusters"], 2);
+  cfg.one_per_cluster = true;
+  DedupResult one = deduplicate(t, cfg, self, [](uint64_t) { return 0; }, sets);
+  ASSERT_EQ(one.removals.size(), 2u);
+  EXPECT_EQ(one.removals[1].key, 3u);
+  EXPECT_EQ(one.removals[1].kept_key, 1u);
+  EXPECT_EQ(one.clusters["kept_in_clusters"], 1);
+}

@@ -194,14 +194,14 @@ void minhash_signature(const std::vector<uint32_t>& hashes, const Permutations& 
   }
 }
 
-LshParams optimal_lsh_params(double threshold, size_t num_perm) {
+LshParams optimal_lsh_params(double threshold, size_t num_perm, double fp_weight, double fn_weight) {
   double best = std::numeric_limits<double>::infinity();
   LshParams opt;
   for (size_t b = 1; b <= num_perm; ++b) {
     for (size_t r = 1; r <= num_perm / b; ++r) {
       double fp = integrate([&](double s) { return candidate_probability(s, b, r); }, 0.0, threshold);
       double fn = integrate([&](double s) { return 1.0 - candidate_probability(s, b, r); }, threshold, 1.0);
-      double err = 0.5 * fp + 0.5 * fn;
+      double err = fp_weight * fp + fn_weight * fn;
       if (err < best) {
         best = err;
         opt = {b, r};

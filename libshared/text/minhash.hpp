@@ -52,9 +52,9 @@ void minhash_signature(const std::vector<uint32_t>& hashes, const Permutations& 
 struct LshParams {
   size_t bands = 0, rows = 0;
 };
-// The (b, r) minimising 0.5*false-positive area + 0.5*false-negative area of the S-curve around
-// `threshold`, as datasketch's MinHashLSH picks them.
-LshParams optimal_lsh_params(double threshold, size_t num_perm);
+// The (b, r) minimising fp_weight*false-positive area + fn_weight*false-negative area of the
+// S-curve around `threshold`. With the default 0.5/0.5 this is datasketch's MinHashLSH choice.
+LshParams optimal_lsh_params(double threshold, size_t num_perm, double fp_weight = 0.5, double fn_weight = 0.5);
 // The Jaccard similarity at which a pair becomes a candidate with probability 1/2: (1/b)^(1/r).
 double lsh_threshold(const LshParams& p);
 

@@ -4,7 +4,9 @@
 //                [--thresholds 0.5,0.55,...] [--param-perms 128,256]
 // Prints one JSON object on stdout:
 //   perm_a, perm_b   the permutations as decimal strings (they exceed a double's 53 bits)
-//   docs             per line of FILE: shingles, hashes (32-bit shingle hashes), signature
+//   docs             per line of FILE: shingles, hashes (text::shingle_hash32 of each shingle),
+//                    fast_hashes (text::shingle_hashes32, the path curate-dedup takes), signature
+//                    (text::minhash_signature of fast_hashes)
 //   lsh_params       text::optimal_lsh_params(threshold, num_perm) for every threshold (the
 //                    strings as given) and every num_perm of --param-perms
 //   candidate_pairs  [i, j] (i < j, line indices from 0, sorted) of documents that share a band
@@ -95,7 +97,9 @@ int main(int argc, char** argv) {
     if (!in) throw std::runtime_error("cannot open " + file);
     out["docs"] = nlohmann::json::array();
     std::map<std::pair<size_t, uint64_t>, std::vector<size_t>> buckets;  // (band, key) -> docs
-    std::vector<uint32_t> hashes, sig;
+    std::vector<uint32_t> hashes, fast, sig;
+    std::string buf;
+    std::vector<size_t> starts;
     std::vector<uint64_t> keys;
     size_t doc = 0;
     for (std::string line; std::getline(in, line);) {
@@ -104,10 +108,11 @@ int main(int argc, char** argv) {
       const std::vector<std::string> sh = text::shingles(text, spec);
       hashes.clear();
       for (const auto& s : sh) hashes.push_back(text::shingle_hash32(s));
-      text::minhash_signature(hashes, perms, sig);
+      text::shingle_hashes32(text, spec, fast, buf, starts);
+      text::minhash_signature(fast, perms, sig);
       text::band_keys(sig, lsh, keys);
       for (size_t b = 0; b < keys.size(); ++b) buckets[{b, keys[b]}].push_back(doc);
-      out["docs"].push_back({{"shingles", sh}, {"hashes", hashes}, {"signature", sig}});
+      out["docs"].push_back({{"shingles", sh}, {"hashes", hashes}, {"fast_hashes", fast}, {"signature", sig}});
       ++doc;
     }
 

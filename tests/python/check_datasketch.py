@@ -6,7 +6,8 @@ parameters) and recomputes everything with datasketch 1.x, fed the same shingles
 same 32-bit shingle hash (low 32 bits of XXH3-64, from the xxhash package) and the same
 permutations (a, b). Checks:
   shingles    an independent Python shingling (bellows_shingles.py) gives the same shingles
-  hashes      xxhash.xxh3_64_intdigest(s) & 0xFFFFFFFF equals libshared's shingle_hash32
+  hashes      xxhash.xxh3_64_intdigest(s) & 0xFFFFFFFF equals libshared's shingle_hash32 and
+              its string-free shingle_hashes32 (which curate-dedup uses)
   signatures  datasketch MinHash.hashvalues are bit-identical to libshared's, every document
   pairs       MinHashLSH(params=(b, r)) insert + query gives exactly libshared's candidate
               pairs (documents sharing a band key), for several (b, r)
@@ -124,10 +125,11 @@ def check_spec(dump, path, texts, spec, num_perm, lsh_settings):
             if bad_sh <= 3:
                 fail(f"{spec}: doc {i}: shingles differ: python {sh[:3]}... vs libshared {doc['shingles'][:3]}...")
         hv = [hash32(s) for s in sh]
-        if hv != doc["hashes"]:
+        if hv != doc["hashes"] or hv != doc["fast_hashes"]:
             bad_h += 1
             if bad_h <= 3:
-                fail(f"{spec}: doc {i}: shingle hashes differ: xxhash {hv[:3]} vs libshared {doc['hashes'][:3]}")
+                fail(f"{spec}: doc {i}: shingle hashes differ: xxhash {hv[:3]} vs libshared {doc['hashes'][:3]}, "
+                     f"string-free {doc['fast_hashes'][:3]}")
         m = MinHash(num_perm=num_perm, hashfunc=hash32, permutations=(a, b))
         if sh:
             m.update_batch(sh)
@@ -142,7 +144,7 @@ def check_spec(dump, path, texts, spec, num_perm, lsh_settings):
     if not bad_sh:
         print(f"ok shingles: {len(texts)} documents, {spec}: Python shingling identical to libshared's")
     if not bad_h:
-        print(f"ok hashes: {sum(len(d['hashes']) for d in ours['docs'])} shingle hashes identical (XXH3-64 low 32 bits)")
+        print(f"ok hashes: {sum(len(d['hashes']) for d in ours['docs'])} shingle hashes identical (XXH3-64 low 32 bits; shingle_hash32 and shingle_hashes32)")
     if bad_sig:
         fail(f"{spec}: {bad_sig} of {len(texts)} signatures differ from datasketch")
     else:

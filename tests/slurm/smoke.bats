@@ -17,79 +17,12 @@
 #   tests/slurm/stop-cluster.sh /tmp/bellows-slurm
 
 setup() {
-    bats_load_library bats-support
-    bats_load_library bats-assert
-
-    [[ -n ${BELLOWS_SLURM_STATE:-} ]] ||
-        fail "BELLOWS_SLURM_STATE is not set (the STATE_DIR of tests/slurm/start-cluster.sh)"
-    [[ -r $BELLOWS_SLURM_STATE/env.sh ]] ||
-        fail "$BELLOWS_SLURM_STATE/env.sh missing: is the test cluster running? (tests/slurm/start-cluster.sh $BELLOWS_SLURM_STATE)"
-    # shellcheck source=/dev/null
-    . "$BELLOWS_SLURM_STATE/env.sh"
-    [[ -n ${BELLOWS_BIN:-} ]] || fail "BELLOWS_BIN is not set (directory holding shard-inspect)"
-    [[ -x $BELLOWS_BIN/shard-inspect ]] || fail "no executable $BELLOWS_BIN/shard-inspect"
-    timeout 10 sinfo -h -o %a >/dev/null 2>&1 ||
-        fail "SLURM_CONF=$SLURM_CONF: slurmctld does not answer (sinfo failed)"
-
-    REPO_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-    JOB_TIMEOUT=${BELLOWS_SLURM_JOB_TIMEOUT:-120}
-    JOBID=
-    JOB_STATE=
-    JOB_INFO=
-    OUTFILE=
-    cd "$BATS_TEST_TMPDIR" || fail "cannot cd to $BATS_TEST_TMPDIR"
+    load helpers # slurm_setup, slurm_teardown, submit_and_wait, job_field
+    slurm_setup shard-inspect
 }
 
 teardown() {
-    [[ -n ${JOBID:-} ]] || return 0
-    # Never leave a job behind (e.g. after a timeout).
-    if timeout 10 squeue -h -j "$JOBID" -o %A 2>/dev/null | grep -q .; then
-        timeout 10 scancel "$JOBID" || true
-    fi
-    if [[ ${BATS_TEST_COMPLETED:-} != 1 ]]; then
-        {
-            echo "===== diagnostics for job $JOBID ====="
-            if [[ -n ${OUTFILE:-} && -f $OUTFILE ]]; then
-                echo "--- job output $OUTFILE:"
-                cat "$OUTFILE"
-            else
-                echo "--- job output ${OUTFILE:-(unknown)}: missing"
-            fi
-            echo "--- scontrol show job $JOBID:"
-            timeout 10 scontrol show job "$JOBID" 2>&1 || true
-            echo "--- sinfo:"
-            timeout 10 sinfo -N -l 2>&1 || true
-        } >&2
-    fi
-}
-
-# submit_and_wait SBATCH_ARGS... — submit, then poll until the job reaches a
-# final state, at most $JOB_TIMEOUT s (the job is cancelled past that).
-# Sets JOBID, JOB_STATE (e.g. COMPLETED, FAILED) and JOB_INFO (scontrol -o).
-submit_and_wait() {
-    local out deadline
-    out=$(timeout 30 sbatch --parsable "$@" 2>&1) || fail "sbatch $* failed: $out"
-    JOBID=${out%%;*}
-    [[ $JOBID =~ ^[0-9]+$ ]] || fail "sbatch gave no job id: $out"
-    deadline=$((SECONDS + JOB_TIMEOUT))
-    while :; do
-        JOB_INFO=$(timeout 10 scontrol show job -o "$JOBID" 2>&1 || true)
-        JOB_STATE=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$JOB_INFO")
-        case $JOB_STATE in
-        PENDING | CONFIGURING | RUNNING | COMPLETING | SUSPENDED | REQUEUED | RESIZING | STAGE_OUT | "") ;;
-        *) return 0 ;;
-        esac
-        if ((SECONDS >= deadline)); then
-            timeout 10 scancel "$JOBID" || true
-            fail "job $JOBID still '${JOB_STATE:-unknown}' after ${JOB_TIMEOUT}s; cancelled"
-        fi
-        sleep 0.5
-    done
-}
-
-# job_field NAME — value of NAME=... in JOB_INFO.
-job_field() {
-    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $JOB_INFO"
+    slurm_teardown
 }
 
 # check_smoke_output — the rank lines of $OUTFILE match the shard-inspect
