@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 MB=50 SEED=1 REPEAT=3 DT_REPEAT=1 THRESHOLD=0.8 NUM_PERM=128 CORE=0 LABEL="" SKIP_DT=0
-ARGS="$*"
+ARGS=""; if (($#)); then ARGS=$(printf '%q ' "$@"); ARGS=${ARGS% }; fi
 while (($#)); do
     case $1 in
         --mb) MB=$2; shift 2 ;;
@@ -57,6 +57,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMEXPR_NUM_TH
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 
 mkdir -p "$WORK"
+BIN_SUM=$(sha256sum "$BIN" | cut -c1-16)  # a rebuild during the run would mix two binaries
 CORPUS=$WORK/corpus-${MB}mb-seed$SEED.jsonl
 if [[ ! -s $CORPUS || ! -s $CORPUS.stats.json ]]; then
     echo "run.sh: writing $CORPUS" >&2
@@ -73,13 +74,21 @@ timed() {
     rm -rf "$outdir"
     local cmd=("${PIN[@]}" "$@")
     echo "run.sh: $name: ${cmd[*]}" >&2
-    local rc=0
+    local rc=0 t0 t1
+    t0=$(date +%s.%N)
     /usr/bin/time -v -o "$WORK/$name.time" "${cmd[@]}" > "$WORK/$name.log" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
     ((rc == 0)) || { tail -20 "$WORK/$name.log" >&2; die "$name failed (exit $rc); log: $WORK/$name.log"; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$rep" "$outdir" "$result" "$WORK/$name.time" "${cmd[*]}" >> "$RUNS"
+    # wall seconds at ns resolution (GNU time prints 10 ms steps); GNU time gives peak RSS and CPU time
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$kind" "$rep" "$outdir" "$result" "$WORK/$name.time" \
+        "$(/usr/bin/python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.6f}")' "$t0" "$t1")" \
+        "${cmd[*]}" >> "$RUNS"
 }
 
 OURS_COMMON=(--progress off --num-perm "$NUM_PERM" --threshold "$THRESHOLD" --seed 1)
+# One document kept per connected component, as datatrove (union-find roots) and peer_datasketch.py do;
+# curate-dedup's default, covering, keeps more. (Older binaries have only that semantics and no flag.)
+if "$BIN" --help 2>/dev/null | grep -q -- '--cluster-keep'; then OURS_COMMON+=(--cluster-keep one); fi
 BANDS="" ROWS=""
 for ((r = 1; r <= REPEAT; r++)); do
     # a. MinHash stage, ours: only fuzzy dedup on (no cleanup, langid, quality, pii, exact).
@@ -110,7 +119,8 @@ if ((SKIP_DT == 0)); then
     done
 fi
 
+[[ $(sha256sum "$BIN" | cut -c1-16) == "$BIN_SUM" ]] || die "$BIN changed during the run (rebuilt?): run again"
 /usr/bin/python3 bench/curate/summarize.py --runs "$RUNS" --corpus "$CORPUS" --venv "$BENCH_VENV" \
-    --bin "$BIN" --core "$CORE" --cores-used "$CORES_USED" --label "$LABEL" \
-    --command "bench/curate/run.sh $ARGS" --json "$RESULTS/results.json" --md "$RESULTS/results.md"
+    --bin "$BIN" --bin-sha256 "$BIN_SUM" --core "$CORE" --cores-used "$CORES_USED" --label "$LABEL" \
+    --command "bench/curate/run.sh${ARGS:+ $ARGS}" --json "$RESULTS/results.json" --md "$RESULTS/results.md"
 cat "$RESULTS/results.md"

@@ -1,6 +1,7 @@
 #include "cli/app.hpp"
 
 #include <fstream>
+#include <typeinfo>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -42,6 +43,20 @@ po::options_description common_options(const ToolSpec& spec) {
 }
 
 bool is_switch(const po::option_description& d) { return d.semantic()->max_tokens() == 0; }
+
+// Boost converts "-1" to an unsigned type by wrapping it around; refuse it instead.
+void refuse_negative_unsigned(const po::parsed_options& parsed, const po::variables_map& vm, const std::string& where) {
+  for (const auto& opt : parsed.options) {
+    if (opt.string_key.empty() || !vm.count(opt.string_key)) continue;
+    const std::type_info& t = vm[opt.string_key].value().type();
+    if (t != typeid(unsigned) && t != typeid(unsigned long) && t != typeid(unsigned long long)) continue;
+    for (const auto& v : opt.value) {
+      size_t first = v.find_first_not_of(" \t");
+      if (first != std::string::npos && v[first] == '-')
+        throw UsageError(where + "--" + opt.string_key + ": must not be negative, got '" + v + "'");
+    }
+  }
+}
 
 std::string one_line(std::string s) {
   for (char& c : s)
@@ -92,7 +107,9 @@ Parsed parse(const ToolSpec& spec, int argc, const char* const* argv) {
   for (int i = 0; i < argc; ++i) p.inv.argv.emplace_back(argv[i]);
   po::options_description all = all_options(spec);
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(spec.positional).run(), p.inv.vm);
+    po::parsed_options parsed = po::command_line_parser(argc, argv).options(all).positional(spec.positional).run();
+    po::store(parsed, p.inv.vm);
+    refuse_negative_unsigned(parsed, p.inv.vm, "");
   } catch (const po::error& e) {
     throw UsageError(one_line(e.what()) + " (see --help)");
   }
@@ -123,7 +140,9 @@ Parsed parse(const ToolSpec& spec, int argc, const char* const* argv) {
     }
     try {
       // store() keeps values already present, so the command line overrides the file.
-      po::store(po::command_line_parser(tokens).options(all).run(), p.inv.vm);
+      po::parsed_options parsed = po::command_line_parser(tokens).options(all).run();
+      po::store(parsed, p.inv.vm);
+      refuse_negative_unsigned(parsed, p.inv.vm, p.inv.config_file + ": ");
     } catch (const po::error& e) {
       throw UsageError(p.inv.config_file + ": " + one_line(e.what()));
     }

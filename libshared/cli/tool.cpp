@@ -10,6 +10,7 @@
 #include "core/signals.hpp"
 #include "core/version.hpp"
 #include "dist/context.hpp"
+#include "io/safe_output.hpp"
 #include "log/log.hpp"
 #include "log/progress.hpp"
 
@@ -98,7 +99,7 @@ int run_tool(int argc, char** argv, const ToolSpec& spec) {
   }
   if (!message.empty()) {
     std::string line = spec.name + ": " + (ctx->size() > 1 ? "rank " + std::to_string(ctx->rank()) + ": " : "") + message;
-    if (ctx->size() > 1) ctx->abort(code, line);  // does not return
+    if (ctx->size() > 1) ctx->abort(code, line, io::remove_abandoned_outputs);  // does not return
     print_line(line);
   }
   ctx->finalize();

@@ -139,8 +139,12 @@ Options read_options(const cli::Invocation& inv) {
 void bump(json& j, uint64_t n = 1) { j = j.is_null() ? n : j.get<uint64_t>() + n; }
 
 void sum_into(json& acc, const json& add) {
+  if (!acc.is_object()) acc = json::object();
   for (auto& [k, v] : add.items()) {
-    if (v.is_object()) sum_into(acc[k], v);
+    if (v.is_object()) {
+      if (!acc[k].is_object()) acc[k] = json::object();
+      sum_into(acc[k], v);
+    }
     else if (v.is_number_float()) acc[k] = acc.value(k, 0.0) + v.get<double>();
     else if (v.is_number()) acc[k] = (acc.contains(k) ? acc[k].get<uint64_t>() : 0) + v.get<uint64_t>();
   }

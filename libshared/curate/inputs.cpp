@@ -58,6 +58,11 @@ std::vector<InputFile> enumerate_inputs(const std::vector<std::string>& specs, I
         if (!it->is_regular_file(ec)) continue;
         std::string p = it->path().string(), name = it->path().filename().string();
         if (!matches_any(name, include)) continue;
+        // In an earlier run's output directory only the shards are documents: the audit trail
+        // and the JSONL export beside report.json would be read twice or as records.
+        if ((name == "removed.jsonl.zst" || name == "kept.jsonl.zst") &&
+            fs::exists(it->path().parent_path() / "report.json", ec))
+          continue;
         // In a directory, take what the format can read: text takes everything.
         InputFormat byname = format_by_name(p);
         if (fmt == InputFormat::text || (fmt == InputFormat::automatic && byname != InputFormat::automatic) ||
@@ -126,11 +131,11 @@ class JsonlReader final : public RecordReader {
       r.key = make_key(file_, ln);
       r.source = path_ + ":" + std::to_string(ln);
       r.id = r.source;
+      r.raw_bytes = lines_.line_bytes();
       if (st == io::LineReader::Status::too_long) {
         r.bad = "line_too_long";
         return true;
       }
-      r.raw_bytes = line_.size() + 1;
       if (line_.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines separate nothing
       parse(r);
       return true;

@@ -1,6 +1,7 @@
 #include "dist/context.hpp"
 
 #include <mpi.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -166,13 +167,39 @@ std::vector<std::string> Context::gather_placement_lines() {
   return world_->gather(placement_.to_line(launch_), 0);
 }
 
-void Context::abort(int code, const std::string& message) {
-  // Written straight to stderr, unfiltered: the one line that says why the job stopped.
-  std::fprintf(stderr, "%s\n", message.c_str());
-  std::fflush(stderr);
-  if (mpi_ && size() > 1) {
-    MPI_Abort(MPI_COMM_WORLD, code);
+namespace {
+constexpr int kAbortTag = 0x7AB0;  // point-to-point tag of the "I am failing" notice
+}  // namespace
+
+void Context::abort(int code, const std::string& message, const std::function<void()>& cleanup) {
+  bool multi = mpi_ && size() > 1;
+  bool announced_elsewhere = false;
+  if (multi) {
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, kAbortTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    announced_elsewhere = flag != 0;
+    if (!announced_elsewhere) {
+      static int notice = 1;
+      for (int r = 0; r < size(); ++r) {
+        if (r == rank()) continue;
+        MPI_Request req;
+        MPI_Isend(&notice, 1, MPI_INT, r, kAbortTag, MPI_COMM_WORLD, &req);
+        MPI_Request_free(&req);
+      }
+    }
   }
+  if (!announced_elsewhere) {
+    // Written straight to stderr, unfiltered: the one line that says why the job stopped.
+    std::fprintf(stderr, "%s\n", message.c_str());
+    std::fflush(stderr);
+  }
+  if (multi && !announced_elsewhere) {
+    // Let the notices arrive before removing files the other ranks may be using.
+    struct timespec ts{0, 200 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+  if (cleanup) cleanup();
+  if (multi) MPI_Abort(MPI_COMM_WORLD, code);
   finalize();
   std::exit(code);
 }

@@ -6,6 +6,7 @@
 // not from environment variables that differ between launchers.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,9 +61,14 @@ class Context {
   // Rank 0 gets every rank's placement line, in rank order; other ranks an empty vector.
   std::vector<std::string> gather_placement_lines();
 
-  // Stops the whole job: prints `message` (one line, already formatted) on this rank, never
-  // filtered, and aborts every rank with `code`. Single-process: exits with `code`.
-  [[noreturn]] void abort(int code, const std::string& message);
+  // Stops the whole job after a failure on this rank. So that the job reports one error, not a
+  // cascade: if no other rank announced its failure first, tells every rank, prints `message`
+  // (one line, already formatted, never filtered) and waits a moment for the notices to land;
+  // a rank that finds a notice waiting stays quiet. Then runs `cleanup` (removal of partial
+  // outputs: deferred until the other ranks know, so that they do not trip over the missing
+  // files and report that instead) and aborts every rank with `code`. Single process: prints,
+  // cleans up and exits.
+  [[noreturn]] void abort(int code, const std::string& message, const std::function<void()>& cleanup = nullptr);
   void finalize();
 
  private:

@@ -156,6 +156,7 @@ LineReader::Status LineReader::next(std::string& line) {
     if (nl) {
       size_t len = static_cast<size_t>(static_cast<const char*>(nl) - start);
       ++line_no_;
+      line_bytes_ = len + 1;
       if (len > max_line_) {
         pos_ += len + 1;
         return Status::too_long;
@@ -167,6 +168,7 @@ LineReader::Status LineReader::next(std::string& line) {
     if (buf_.size() - pos_ > max_line_) {
       // Too long already: drop what we have and skip to the end of this line.
       ++line_no_;
+      line_bytes_ = buf_.size() - pos_;
       for (;;) {
         buf_.clear();
         pos_ = 0;
@@ -174,14 +176,17 @@ LineReader::Status LineReader::next(std::string& line) {
         const void* end = std::memchr(buf_.data(), '\n', buf_.size());
         if (end) {
           pos_ = static_cast<size_t>(static_cast<const char*>(end) - buf_.data()) + 1;
+          line_bytes_ += pos_;
           return Status::too_long;
         }
+        line_bytes_ += buf_.size();
       }
     }
     scan = buf_.size() - pos_;  // after fill() the unread part starts at 0
     if (!fill()) {
       if (buf_.size() == pos_) return Status::eof;
       ++line_no_;
+      line_bytes_ = buf_.size() - pos_;
       line.assign(buf_.data() + pos_, buf_.size() - pos_);
       pos_ = buf_.size();
       return Status::line;

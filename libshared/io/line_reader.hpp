@@ -28,6 +28,8 @@ class LineReader {
   Status next(std::string& line);
   // 1-based number of the line last returned.
   uint64_t line_number() const { return line_no_; }
+  // Bytes of the line last returned or skipped, its '\n' included.
+  uint64_t line_bytes() const { return line_bytes_; }
   // Uncompressed bytes consumed so far, and compressed bytes read from disk.
   uint64_t bytes_read() const { return bytes_out_; }
   uint64_t file_bytes_read() const;
@@ -46,7 +48,7 @@ class LineReader {
   std::string buf_;
   size_t pos_ = 0;
   bool eof_ = false;
-  uint64_t line_no_ = 0, bytes_out_ = 0;
+  uint64_t line_no_ = 0, bytes_out_ = 0, line_bytes_ = 0;
 };
 
 }  // namespace bellows::io

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <vector>
 
 #include "core/error.hpp"
 #include "dist/context.hpp"
@@ -76,9 +77,29 @@ SafeOutput::SafeOutput(std::string final_path, Kind kind, bool overwrite, dist::
   if (!error.empty()) throw UsageError(error);
 }
 
+namespace {
+std::vector<std::string>& abandoned() {
+  static std::vector<std::string> paths;
+  return paths;
+}
+}  // namespace
+
+void remove_abandoned_outputs() {
+  for (const auto& p : abandoned()) {
+    std::error_code ec;
+    fs::remove_all(p, ec);
+  }
+  abandoned().clear();
+}
+
 SafeOutput::~SafeOutput() {
   if (committed_ || temp_.empty()) return;
-  if (comm_ && comm_->rank() != 0) return;
+  if (comm_ && comm_->size() > 1) {
+    // A failing rank: the other ranks may still be writing here. Leave the removal to the
+    // harness, which first tells them the job is ending (any rank may be the one that fails).
+    abandoned().push_back(temp_);
+    return;
+  }
   std::error_code ec;
   fs::remove_all(temp_, ec);
 }

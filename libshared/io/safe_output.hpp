@@ -40,6 +40,10 @@ class SafeOutput {
   bool committed_ = false;
 };
 
+// Temporaries of outputs abandoned while a multi-rank job fails: removed by the failing rank
+// only after the other ranks were told (dist::Context::abort), never during unwinding.
+void remove_abandoned_outputs();
+
 // Removes ".NAME.partial.HOST.PID" leftovers next to `final_path` whose process on this host is
 // gone. Returns how many were removed.
 int remove_stale_partials(const std::string& final_path);

@@ -70,6 +70,22 @@ TEST(Cli, UsageErrorsNameTheFlag) {
   EXPECT_EQ(usage_error({"-o", "x", "--threshold", "high"}).find('\n'), std::string::npos);
 }
 
+TEST(Cli, NegativeValuesForUnsignedOptionsAreRefused) {
+  cli::ToolSpec s = spec();
+  cli::po::options_description g("Sizes");
+  g.add_options()("max-bytes", cli::po::value<size_t>()->default_value(10), "a size");
+  s.groups.push_back(g);
+  std::vector<const char*> argv{"demo-tool", "-o", "x", "--max-bytes", "-1"};
+  try {
+    cli::parse(s, static_cast<int>(argv.size()), argv.data());
+    FAIL() << "expected UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--max-bytes: must not be negative"), std::string::npos) << e.what();
+  }
+  std::vector<const char*> ok{"demo-tool", "-o", "x", "--max-bytes", "7"};
+  EXPECT_EQ(cli::parse(s, static_cast<int>(ok.size()), ok.data()).inv.get<size_t>("max-bytes"), 7u);
+}
+
 TEST(Cli, ConfigFileIsOverriddenByCommandLine) {
   TempDir t;
   std::ofstream(t / "run.ini") << "# comment\nthreshold = 0.3\nmode = slow\ndry-run = true\n"

@@ -341,6 +341,8 @@ bad_record() {
     id=$(cut -f1 <<<"$output")
     run "$VENV/bin/python" "$CHECK" out manifest.json --extra-removed "$id"
     assert_success
+    # Every line's bytes are counted in, the skipped one's too (here: all of the file's bytes).
+    assert_equal "$(jget out/report.json documents.bytes_in)" "$(stat -c %s corpus.jsonl)"
 }
 
 @test "bad input: a line that is not JSON" {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a small, reproducible test corpus for curate-dedup, and a manifest of what was planted.
 
-The documents are English prose of ~150-400 words composed from word lists by a small grammar,
+The documents are English prose of ~170-450 words composed from word lists by a small grammar,
 so that each one passes the Gopher, C4 and FineWeb quality rules with their default thresholds:
 paragraphs of 3-6 full sentences ending in a period, plenty of stop words, no repeated lines,
 varied wording (no n-gram repeats much). Planted among them, always after their original:
@@ -287,9 +287,9 @@ def main():
         docs.append({"id": f"{a.id_prefix}-{i:05d}", "text": Prose(rng).document(), "kind": "base"})
     for i in rng.sample(range(a.docs), a.pii):
         extra, counts = pii_sentences(rng, i)
-        paras = docs[i]["text"].split("\n\n")
-        paras.insert(1, paras.pop(1) + " " + extra[0] if len(paras) > 1 else extra[0])
-        paras.append(paras.pop() + " " + extra[1])
+        paras = docs[i]["text"].split("\n\n")  # (every document has 2+ paragraphs)
+        paras[1] += " " + extra[0]
+        paras[-1] += " " + extra[1]
         docs[i]["text"] = "\n\n".join(paras)
         docs[i]["kind"] = "pii"
         docs[i]["pii"] = counts

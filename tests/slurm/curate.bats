@@ -15,6 +15,8 @@
 #   BELLOWS_SLURM_STATE=/tmp/bellows-slurm BELLOWS_BIN=$PWD/build/bin bats tests/slurm/curate.bats
 #   tests/slurm/stop-cluster.sh /tmp/bellows-slurm
 
+bats_require_minimum_version 1.5.0
+
 setup() {
     load helpers # slurm_setup, slurm_teardown, submit_and_wait, job_field
     slurm_setup curate-dedup
@@ -90,6 +92,24 @@ report.json"
     for part in documents pii languages exact_dedup fuzzy_dedup; do
         assert_equal "$(report out "$part")" "$(report local "$part")"
     done
+}
+
+@test "curate.sbatch with BELLOWS_LAUNCHER=mpirun: COMPLETED, the same documents as a local run" {
+    submit_and_wait --ntasks=2 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,BELLOWS_LAUNCHER=mpirun" \
+        --output="$BATS_TEST_TMPDIR/curate-%j.out" \
+        "$REPO_ROOT/sbatch/curate.sbatch" parts --output=out --export-jsonl
+    OUTFILE=$BATS_TEST_TMPDIR/curate-$JOBID.out
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
+    run grep -c '^bellows-curate: running: mpirun -np 2 ' "$OUTFILE"
+    assert_output 1
+    assert_equal "$(report out ranks)" 2
+    "$BELLOWS_BIN/curate-dedup" parts -o local --export-jsonl --progress off --log-level warn 2>/dev/null
+    assert_equal "$(ids out)" "$(ids local)"
+    cmp <(zstdcat out/removed.jsonl.zst) <(zstdcat local/removed.jsonl.zst) ||
+        fail "removed.jsonl.zst differs between the 2-task job and the local run"
+    run grep -c '^bellows-curate: OK: finished in [0-9]*s; report: out/report.json' "$OUTFILE"
+    assert_output 1
 }
 
 @test "curate.sbatch with a bad record: FAILED with ExitCode=1:0, the reason once in the output, no output directory" {

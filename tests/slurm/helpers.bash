@@ -25,6 +25,7 @@ slurm_setup() {
     timeout 10 sinfo -h -o %a >/dev/null 2>&1 ||
         fail "SLURM_CONF=$SLURM_CONF: slurmctld does not answer (sinfo failed)"
 
+    # shellcheck disable=SC2034  # REPO_ROOT is for the test files
     REPO_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
     JOB_TIMEOUT=${BELLOWS_SLURM_JOB_TIMEOUT:-120}
     JOBID=
