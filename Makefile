@@ -23,7 +23,7 @@ DEB_PACKAGES := g++ make pkg-config git \
   libboost-program-options-dev libzstd-dev zstd zlib1g-dev nlohmann-json3-dev \
   libcld2-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsimdjson-dev \
   libgtest-dev bats bats-assert bats-support bats-file \
-  slurm-wlm munge python3 python3-venv
+  slurm-wlm munge python3 python3-venv time
 
 # --- toolchain and flags ---------------------------------------------------------------------
 CXX  := g++
@@ -81,12 +81,12 @@ REQ_HASH := $(shell sha256sum $(PY_REQ) 2>/dev/null | cut -c1-12)
 VENV     ?= $(HOME)/.cache/bellows/venv-$(REQ_HASH)
 SYS_PY   := /usr/bin/python3
 
-.PHONY: all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help
+.PHONY: all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean"
+	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean | bench-curate [BENCH_MB=50 BENCH_ARGS=...]"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -215,6 +215,31 @@ demo:
 
 demo-run:
 	BUILD=$(BUILD) tests/demo.sh
+
+# --- benchmarks (never part of `make test`) --------------------------------------------------
+# The peers (datasketch, datatrove) live in a venv of their own, keyed by their requirements, also
+# outside the clone; it is not the test venv (datatrove needs numpy 2).
+BENCH_REQ  := bench/curate/requirements.txt
+BENCH_VENV ?= $(HOME)/.cache/bellows/bench-venv-$(shell sha256sum $(BENCH_REQ) 2>/dev/null | cut -c1-12)
+BENCH_MB   ?= 50
+BENCH_ARGS ?=
+
+bench-venv: $(BENCH_VENV)/.complete
+
+$(BENCH_VENV)/.complete: $(BENCH_REQ)
+	@echo "bench-venv: $(BENCH_VENV)"
+	@mkdir -p $(dir $(BENCH_VENV))
+	@test -x $(BENCH_VENV)/bin/python || $(SYS_PY) -m venv $(BENCH_VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BENCH_VENV)/bin/pip install -q -r $(BENCH_REQ)
+	@touch $@
+
+# curate-dedup vs datasketch (MinHash stage) and datatrove (whole pipeline), one core each; writes
+# bench/curate/results.{json,md}. Run on a quiet machine: make bench-curate BENCH_MB=50 BENCH_ARGS='--repeat 3'
+bench-curate:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory bench-venv
+	BUILD=$(BUILD) BENCH_VENV=$(BENCH_VENV) bench/curate/run.sh --mb $(BENCH_MB) $(BENCH_ARGS)
 
 # --- install ---------------------------------------------------------------------------------
 install: all

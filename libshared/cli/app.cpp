@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "log/log.hpp"
+#include "log/progress.hpp"
 
 namespace bellows::cli {
 namespace {
@@ -152,6 +154,9 @@ Parsed parse(const ToolSpec& spec, int argc, const char* const* argv) {
   } catch (const po::error& e) {
     throw UsageError(one_line(e.what()) + " (see --help)");
   }
+  // Values first, then what is missing: a wrong value is the more specific complaint.
+  log::parse_level(p.inv.vm["log-level"].as<std::string>());
+  log::parse_progress_mode(p.inv.vm["progress"].as<std::string>());
   if (spec.writes_output && !p.inv.vm.count("output"))
     throw UsageError("missing required option '--output' (-o)");
   return p;

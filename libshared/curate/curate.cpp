@@ -169,6 +169,9 @@ class Run {
   Run(const Options& o, dist::Context& ctx, const std::string& outdir, const cli::Invocation& inv)
       : o_(o), ctx_(ctx), dir_(outdir), inv_(inv), pii_(o.pii), perms_(text::make_permutations(o.num_perm, o.seed)) {
     table_.bands = o.on("fuzzy") ? o.lsh.bands : 0;
+    // Bands use the first bands*rows permutations; the rest would be computed for nothing.
+    perms_.a.resize(o.lsh.bands * o.lsh.rows);
+    perms_.b.resize(o.lsh.bands * o.lsh.rows);
     stage_stats_ = json::object();
     for (const auto& s : {"input", "cleanup", "langid", "quality", "pii", "exact", "fuzzy"})
       stage_stats_[s] = {{"docs_in", 0}, {"docs_out", 0}, {"bytes_in", 0}, {"bytes_out", 0}, {"seconds", 0.0},
@@ -233,11 +236,7 @@ class Run {
     auto key_owner = [&](uint64_t key) { return owner[key_file(key)]; };
     auto shingle_set = [&](uint64_t key) {
       size_t idx = table_.index_of(key);  // work shard rows are in table order
-      std::vector<uint64_t> set;
-      for (const auto& s : text::shingles(work->get(idx).text, o_.shingle)) set.push_back(text::shingle_hash64(s));
-      std::sort(set.begin(), set.end());
-      set.erase(std::unique(set.begin(), set.end()), set.end());
-      return set;
+      return text::shingle_set64(work->get(idx).text, o_.shingle);
     };
     DedupResult r = deduplicate(table_, cfg, ctx_.world(), key_owner, shingle_set);
     stats_["seconds_dedup"] = seconds_since(t0);

@@ -57,6 +57,16 @@ TEST(Shingles, HashesWithoutStringsEqualHashesOfStrings) {
   }
 }
 
+TEST(Shingles, SetOf64BitHashesIsSortedUniqueOverAllShingles) {
+  ShingleSpec w2 = parse_shingle_spec("word:2");
+  std::vector<uint64_t> want;
+  for (const auto& s : shingles("a b a b a b c", w2)) want.push_back(shingle_hash64(s));
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  EXPECT_EQ(want.size(), 3u);  // "a b", "b a", "b c"
+  EXPECT_EQ(shingle_set64("a b a b a b c", w2), want);
+}
+
 TEST(Shingles, BadSpecsAreUsageErrors) {
   for (const char* bad : {"word", "word:", "word:0", "bytes:3", "char:x", "word:5x", "word:-1"})
     EXPECT_THROW(parse_shingle_spec(bad), bellows::UsageError) << bad;

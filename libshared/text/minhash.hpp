@@ -36,6 +36,9 @@ std::vector<std::string> shingles(std::string_view text, const ShingleSpec& spec
 void shingle_hashes32(std::string_view text, const ShingleSpec& spec, std::vector<uint32_t>& out, std::string& buf,
                       std::vector<size_t>& starts);
 
+// The sorted, de-duplicated 64-bit hashes of the shingles (for exact Jaccard verification).
+std::vector<uint64_t> shingle_set64(std::string_view text, const ShingleSpec& spec);
+
 uint32_t shingle_hash32(std::string_view shingle);
 uint64_t shingle_hash64(std::string_view shingle);
 
