@@ -4,7 +4,7 @@
 
 #include "cli/app.hpp"
 #include "core/error.hpp"
-#include "temp_dir.hpp"
+#include "test_util.hpp"
 
 using namespace bellows;
 using bellows::testing::TempDir;

@@ -7,10 +7,11 @@
 #include "core/error.hpp"
 #include "io/line_reader.hpp"
 #include "io/zstd_writer.hpp"
-#include "temp_dir.hpp"
+#include "test_util.hpp"
 
 using namespace bellows;
 using bellows::testing::TempDir;
+using bellows::testing::runtime_error_of;
 
 namespace {
 
@@ -50,15 +51,6 @@ std::vector<std::string> all_lines(const std::string& p, size_t max = 1 << 20, s
     out.push_back(line);
   }
   return out;
-}
-
-std::string runtime_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const RuntimeError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

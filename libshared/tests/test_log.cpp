@@ -7,7 +7,7 @@
 #include "log/log.hpp"
 #include "log/metrics.hpp"
 #include "log/progress.hpp"
-#include "temp_dir.hpp"
+#include "test_util.hpp"
 
 using namespace bellows;
 using namespace std::chrono_literals;

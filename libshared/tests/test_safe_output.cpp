@@ -9,7 +9,7 @@
 #include "core/error.hpp"
 #include "core/signals.hpp"
 #include "io/safe_output.hpp"
-#include "temp_dir.hpp"
+#include "test_util.hpp"
 
 using namespace bellows;
 using bellows::testing::TempDir;

@@ -10,10 +10,11 @@
 #include "io/sample_shards.hpp"
 #include "io/schema.hpp"
 #include "io/shard.hpp"
-#include "temp_dir.hpp"
+#include "test_util.hpp"
 
 using namespace bellows;
 using bellows::testing::TempDir;
+using bellows::testing::runtime_error_of;
 
 namespace {
 
@@ -23,15 +24,6 @@ io::Provenance prov() {
   p.config = {{"k", 1}};
   p.inputs = {"a.jsonl", "b.jsonl"};
   return p;
-}
-
-std::string runtime_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const RuntimeError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Opens a file read-write with HDF5 directly, to damage it the way a disk or a user might.

@@ -1,10 +1,13 @@
-// A fresh directory per test, removed afterwards.
+// Shared by the unit tests: a fresh directory per test, and the message of an expected error.
 #pragma once
 
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
+
+#include "core/error.hpp"
 
 namespace bellows::testing {
 
@@ -24,5 +27,15 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The message of the RuntimeError that `f` throws, or "" when it throws none.
+inline std::string runtime_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const RuntimeError& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace bellows::testing
