@@ -157,7 +157,7 @@ Parsed parse(const ToolSpec& spec, int argc, const char* const* argv) {
   // Values first, then what is missing: a wrong value is the more specific complaint.
   log::parse_level(p.inv.vm["log-level"].as<std::string>());
   log::parse_progress_mode(p.inv.vm["progress"].as<std::string>());
-  if (spec.writes_output && !p.inv.vm.count("output"))
+  if (spec.writes_output && spec.output_required && !p.inv.vm.count("output"))
     throw UsageError("missing required option '--output' (-o)");
   return p;
 }

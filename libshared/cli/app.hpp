@@ -24,6 +24,7 @@ struct ToolSpec {
   std::vector<po::options_description> groups;  // the tool's own options, grouped
   po::positional_options_description positional;
   bool writes_output = false;  // adds -o/--output and --overwrite
+  bool output_required = true;  // with writes_output: -o must be given (else the tool checks)
   bool has_metrics = false;    // adds --metrics FILE
   std::function<int(Invocation&)> run;
 };

@@ -36,8 +36,14 @@ TEST(Cleanup, RepairsInvalidUtf8AndCountsIt) {
   EXPECT_EQ(repair_utf8("a\xff" "b", out), 1u);
   EXPECT_EQ(out, "a\xEF\xBF\xBD" "b");
   EXPECT_EQ(repair_utf8("\xC3", out), 1u);              // truncated 2-byte sequence at the end
-  EXPECT_EQ(repair_utf8("\xE0\x80\xAF", out), 1u);      // overlong: one bad sequence, not three
-  EXPECT_EQ(repair_utf8("\xED\xA0\x80", out), 1u);      // surrogate
+  // Maximal subparts, as Python decodes: overlong and surrogate encodings are one U+FFFD a byte,
+  // a truncated sequence is one U+FFFD for its valid start.
+  EXPECT_EQ(repair_utf8("\xE0\x80\xAF", out), 3u);
+  EXPECT_EQ(repair_utf8("\xED\xA0\x80", out), 3u);
+  EXPECT_EQ(repair_utf8("\xE2\x82" "x", out), 1u);
+  EXPECT_EQ(out, "\xEF\xBF\xBD" "x");
+  EXPECT_EQ(repair_utf8("\xF0\x9F\x99", out), 1u);
+  EXPECT_EQ(repair_utf8("\x80\x80", out), 2u);
   EXPECT_EQ(repair_utf8("x\xC3\xA9y\xF0\x9F\x99\x82", out), 0u);  // é and 🙂 are fine
   EXPECT_TRUE(is_valid_utf8(out));
   EXPECT_FALSE(is_valid_utf8("\xff"));

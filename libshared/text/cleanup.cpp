@@ -55,6 +55,35 @@ uint32_t decode(std::string_view s, size_t i, size_t len) {
   }
 }
 
+// Length of the "maximal subpart" of an ill-formed sequence at s[i] (Unicode 3.9, U+FFFD
+// substitution of maximal subparts, as Python, ICU and browsers decode): the longest prefix of a
+// well-formed sequence, at least one byte.
+size_t invalid_subpart_len(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  size_t n = s.size() - i;
+  unsigned char c = b(0);
+  size_t need = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    need = 2;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 3;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 1;
+  }
+  size_t len = 1;
+  if (len < n && b(len) >= lo && b(len) <= hi) {
+    ++len;
+    while (len <= need && len < n && (b(len) & 0xC0) == 0x80) ++len;
+  }
+  return len;
+}
+
 bool is_unicode_space(uint32_t cp) {
   return cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
          cp == 0x202F || cp == 0x205F || cp == 0x3000;
@@ -86,9 +115,7 @@ uint64_t repair_utf8(std::string_view in, std::string& out) {
     out.append(in.data() + run, i - run);
     ++bad;
     out += kReplacement;
-    ++i;
-    // Continuation bytes following a bad lead belong to the same invalid sequence.
-    while (i < in.size() && (static_cast<unsigned char>(in[i]) & 0xC0) == 0x80 && valid_seq_len(in, i) == 0) ++i;
+    i += invalid_subpart_len(in, i);
     run = i;
   }
   out.append(in.data() + run, i - run);

@@ -19,8 +19,10 @@ struct CleanupResult {
   uint64_t invalid_utf8 = 0;  // invalid byte sequences found (each replaced by U+FFFD when repairing)
 };
 
-// Replaces each invalid UTF-8 sequence (a lone or unexpected byte, an overlong or surrogate
-// encoding, a truncated sequence) by U+FFFD and returns how many there were.
+// Replaces each maximal ill-formed subpart (a lone or unexpected byte, the valid start of a
+// truncated sequence; an overlong or surrogate encoding is one U+FFFD per byte) by U+FFFD, as
+// Unicode recommends and Python's decode(errors="replace") does, and returns how many there
+// were.
 uint64_t repair_utf8(std::string_view in, std::string& out);
 bool is_valid_utf8(std::string_view s);
 

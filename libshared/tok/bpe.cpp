@@ -1,0 +1,140 @@
+#include "tok/bpe.hpp"
+
+#include <array>
+#include <queue>
+
+#include "core/error.hpp"
+
+namespace bellows::tok {
+namespace {
+
+std::string utf8_of(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) s += static_cast<char>(cp);
+  else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+struct ByteLevelTables {
+  std::array<std::string, 256> to_unicode;
+  std::unordered_map<uint32_t, unsigned char> from_cp;
+  ByteLevelTables() {
+    // Printable bytes map to themselves; the rest to 256, 257, ... in byte order (GPT-2).
+    uint32_t next = 256;
+    for (uint32_t b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      uint32_t cp = printable ? b : next++;
+      to_unicode[b] = utf8_of(cp);
+      from_cp[cp] = static_cast<unsigned char>(b);
+    }
+  }
+};
+
+const ByteLevelTables& tables() {
+  static const ByteLevelTables t;
+  return t;
+}
+
+}  // namespace
+
+const std::string& byte_to_unicode(unsigned char b) { return tables().to_unicode[b]; }
+
+bool unicode_to_bytes(std::string_view token, std::string& out) {
+  out.clear();
+  const auto& from = tables().from_cp;
+  for (size_t i = 0; i < token.size();) {
+    unsigned char c = static_cast<unsigned char>(token[i]);
+    uint32_t cp;
+    size_t len;
+    if (c < 0x80) {
+      cp = c;
+      len = 1;
+    } else if ((c & 0xE0) == 0xC0 && i + 1 < token.size()) {
+      cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(token[i + 1]) & 0x3Fu);
+      len = 2;
+    } else {
+      return false;  // the byte-level alphabet stays below U+0800
+    }
+    auto it = from.find(cp);
+    if (it == from.end()) return false;
+    out += static_cast<char>(it->second);
+    i += len;
+  }
+  return true;
+}
+
+void BpeModel::finish(const std::string& what) {
+  for (int b = 0; b < 256; ++b) {
+    auto it = bytes_to_id.find(std::string(1, static_cast<char>(b)));
+    if (it == bytes_to_id.end()) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", b);
+      throw UsageError(what + ": the vocabulary has no token for byte " + hex + " (byte-level BPE needs all 256)");
+    }
+    byte_id[b] = it->second;
+  }
+}
+
+void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) const {
+  if (piece.empty()) return;
+  if (piece.size() == 1) {
+    out.push_back(byte_id[static_cast<unsigned char>(piece[0])]);
+    return;
+  }
+  if (whole_piece_first) {
+    auto it = bytes_to_id.find(std::string(piece));
+    if (it != bytes_to_id.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  // Parts as a linked list over the bytes; candidate merges in a min-heap of (priority,
+  // position), checked against the current list when popped (stale entries are skipped).
+  const size_t n = piece.size();
+  std::vector<uint32_t> id(n);
+  std::vector<int64_t> next(n), prev(n);
+  for (size_t i = 0; i < n; ++i) {
+    id[i] = byte_id[static_cast<unsigned char>(piece[i])];
+    next[i] = i + 1 < n ? static_cast<int64_t>(i + 1) : -1;
+    prev[i] = static_cast<int64_t>(i) - 1;
+  }
+  struct Cand {
+    uint32_t priority;
+    uint32_t pos;
+    uint32_t left, right;  // the ids it was computed for
+    bool operator>(const Cand& o) const { return priority != o.priority ? priority > o.priority : pos > o.pos; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto consider = [&](int64_t i) {
+    if (i < 0 || next[static_cast<size_t>(i)] < 0) return;
+    uint32_t l = id[static_cast<size_t>(i)], r = id[static_cast<size_t>(next[static_cast<size_t>(i)])];
+    auto it = merges.find((uint64_t{l} << 32) | r);
+    if (it != merges.end()) heap.push({it->second.first, static_cast<uint32_t>(i), l, r});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) consider(static_cast<int64_t>(i));
+  std::vector<uint8_t> dead(n, 0);
+  while (!heap.empty()) {
+    Cand c = heap.top();
+    heap.pop();
+    size_t i = c.pos;
+    if (dead[i] || next[i] < 0) continue;
+    size_t j = static_cast<size_t>(next[i]);
+    if (id[i] != c.left || id[j] != c.right) continue;  // stale
+    id[i] = merges.at((uint64_t{c.left} << 32) | c.right).second;
+    dead[j] = 1;
+    next[i] = next[j];
+    if (next[j] >= 0) prev[static_cast<size_t>(next[j])] = static_cast<int64_t>(i);
+    consider(prev[i]);
+    consider(static_cast<int64_t>(i));
+  }
+  for (int64_t i = 0; i >= 0; i = next[static_cast<size_t>(i)]) out.push_back(id[static_cast<size_t>(i)]);
+}
+
+}  // namespace bellows::tok

@@ -1,0 +1,38 @@
+// Byte-level BPE: token ids over raw bytes, merged pair by pair in priority order.
+//
+// One model serves both sources: an HF tokenizer.json (priority = index in the merges list, a
+// pair merges only if listed) and a tiktoken rank file (priority = rank of the concatenation,
+// any two tokens whose concatenation is a token merge). Both merge the lowest-priority adjacent
+// pair first, the leftmost on ties, which is what tokenizers and tiktoken do.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace bellows::tok {
+
+struct BpeModel {
+  std::vector<std::string> id_to_bytes;               // by id; empty for ids without a BPE token
+  std::unordered_map<std::string, uint32_t> bytes_to_id;
+  std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> merges;  // (left<<32|right) -> (priority, merged)
+  uint32_t byte_id[256] = {};                          // the token of each single byte
+  // A piece that is itself a token is emitted whole before any merging (tiktoken always does
+  // this; HF only with ignore_merges, as Llama 3's tokenizer.json sets).
+  bool whole_piece_first = false;
+
+  // Checks that every byte has a token; throws UsageError naming `what` otherwise.
+  void finish(const std::string& what);
+  // Appends the ids of one pre-tokenised piece.
+  void encode_piece(std::string_view piece, std::vector<uint32_t>& out) const;
+};
+
+// GPT-2's reversible byte <-> printable code point mapping used by byte-level vocabularies.
+const std::string& byte_to_unicode(unsigned char b);  // UTF-8 of the code point for byte b
+// Decodes a byte-level vocabulary string into raw bytes; false if a character is not in the
+// byte-level alphabet.
+bool unicode_to_bytes(std::string_view token, std::string& out);
+
+}  // namespace bellows::tok

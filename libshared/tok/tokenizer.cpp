@@ -1,0 +1,332 @@
+#include "tok/tokenizer.hpp"
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/sha256.hpp"
+#include "text/cleanup.hpp"
+
+namespace bellows::tok {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("--tokenizer: cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool base64_decode(std::string_view in, std::string& out) {
+  static int8_t table[256];
+  static bool init = false;
+  if (!init) {
+    std::fill(std::begin(table), std::end(table), int8_t{-1});
+    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(a[i])] = static_cast<int8_t>(i);
+    init = true;
+  }
+  out.clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    if (ch == '=') break;
+    int8_t v = table[static_cast<unsigned char>(ch)];
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return true;
+}
+
+// "<s>" or {"content": "<s>", ...} as tokenizer_config.json writes special tokens.
+std::optional<std::string> special_of(const json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
+  Tokenizer t;
+  t.path_ = path;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw UsageError("--tokenizer: '" + path + "' does not exist or is not a file");
+  std::string content = read_file(path);
+  t.sha256_ = sha256_hex(content);
+  size_t first = content.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && content[first] == '{') {
+    t.kind_ = "tokenizer.json";
+    json j;
+    try {
+      j = json::parse(content);
+    } catch (const json::exception& e) {
+      throw UsageError(path + ": not valid JSON: " + e.what());
+    }
+    if (!j.contains("model") || !j["model"].is_object())
+      throw UsageError(path + ": a JSON file without a \"model\" object is not a tokenizer.json");
+    const json& m = j["model"];
+    std::string type = m.value("type", "");
+    if (type != "BPE")
+      throw UsageError(path + ": model type '" + (type.empty() ? "(none)" : type) +
+                       "' is not supported (supported: byte-level BPE; SentencePiece models are *.model files)");
+    if (m.contains("byte_fallback") && m["byte_fallback"].is_boolean() && m["byte_fallback"].get<bool>())
+      throw UsageError(path + ": BPE with byte_fallback (SentencePiece-style) is not supported; use the *.model file");
+    for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
+      if (m.contains(k) && !m[k].is_null() && m[k] != "")
+        throw UsageError(path + ": BPE option '" + std::string(k) + "' is not supported");
+    if (m.contains("dropout") && m["dropout"].is_number() && m["dropout"].get<double>() > 0)
+      throw UsageError(path + ": BPE dropout is not supported (it makes ids random)");
+    t.bpe_.whole_piece_first = m.value("ignore_merges", false);
+
+    // Normalizer: none, or NFC (Qwen2).
+    std::function<void(const json&)> normalizer = [&](const json& n) {
+      if (n.is_null()) return;
+      std::string nt = n.value("type", "");
+      if (nt == "NFC") t.nfc_ = true;
+      else if (nt == "Sequence") for (const auto& x : n["normalizers"]) normalizer(x);
+      else throw UsageError(path + ": normalizer '" + nt + "' is not supported (supported: NFC)");
+    };
+    normalizer(j.value("normalizer", json()));
+
+    bool byte_level = false;
+    std::function<void(const json&)> pre = [&](const json& p) {
+      if (p.is_null()) return;
+      std::string pt = p.value("type", "");
+      if (pt == "Sequence") {
+        for (const auto& x : p["pretokenizers"]) pre(x);
+      } else if (pt == "ByteLevel") {
+        byte_level = true;
+        PreStep s;
+        s.kind = PreStep::Kind::byte_level;
+        s.add_prefix_space = p.value("add_prefix_space", false);
+        if (p.value("use_regex", true)) s.regex = std::make_shared<RegexSplitter>(kPatternGpt2, path);
+        t.pre_.push_back(s);
+      } else if (pt == "Split") {
+        if (p.value("invert", false)) throw UsageError(path + ": Split with invert=true is not supported");
+        std::string behavior = p.value("behavior", "Isolated");
+        if (behavior != "Isolated" && behavior != "Removed")
+          throw UsageError(path + ": Split behavior '" + behavior + "' is not supported (supported: Isolated, Removed)");
+        const json& pat = p["pattern"];
+        std::string regex;
+        if (pat.contains("Regex")) regex = pat["Regex"].get<std::string>();
+        else if (pat.contains("String")) {
+          // A literal: escape it for PCRE2.
+          regex = "\\Q" + pat["String"].get<std::string>() + "\\E";
+        } else {
+          throw UsageError(path + ": Split pattern must be Regex or String");
+        }
+        PreStep s;
+        s.kind = PreStep::Kind::split;
+        s.regex = std::make_shared<RegexSplitter>(regex, path);
+        s.keep_gaps = behavior == "Isolated";
+        t.pre_.push_back(s);
+      } else {
+        throw UsageError(path + ": pre_tokenizer '" + pt + "' is not supported (supported: ByteLevel, Split, Sequence)");
+      }
+    };
+    pre(j.value("pre_tokenizer", json()));
+    if (!byte_level)
+      throw UsageError(path + ": no ByteLevel pre-tokenizer: only byte-level BPE tokenizers are supported");
+
+    std::string bytes;
+    for (auto& [tok, idj] : m.at("vocab").items()) {
+      if (!unicode_to_bytes(tok, bytes))
+        throw UsageError(path + ": vocabulary token '" + tok + "' is not in the byte-level alphabet");
+      uint32_t id = idj.get<uint32_t>();
+      if (t.bpe_.id_to_bytes.size() <= id) t.bpe_.id_to_bytes.resize(id + 1);
+      t.bpe_.id_to_bytes[id] = bytes;
+      t.bpe_.bytes_to_id[bytes] = id;
+    }
+    const json& merges = m.at("merges");
+    std::string lb, rb;
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+      std::string l, r;
+      const json& x = merges[rank];
+      if (x.is_string()) {
+        std::string s = x.get<std::string>();
+        size_t sp = s.find(' ');
+        if (sp == std::string::npos) throw UsageError(path + ": merge " + std::to_string(rank) + " '" + s + "' is not 'a b'");
+        l = s.substr(0, sp);
+        r = s.substr(sp + 1);
+      } else if (x.is_array() && x.size() == 2) {
+        l = x[0].get<std::string>();
+        r = x[1].get<std::string>();
+      } else {
+        throw UsageError(path + ": merge " + std::to_string(rank) + " is neither 'a b' nor [a, b]");
+      }
+      if (!unicode_to_bytes(l, lb) || !unicode_to_bytes(r, rb))
+        throw UsageError(path + ": merge " + std::to_string(rank) + " has a token outside the byte-level alphabet");
+      auto li = t.bpe_.bytes_to_id.find(lb), ri = t.bpe_.bytes_to_id.find(rb), mi = t.bpe_.bytes_to_id.find(lb + rb);
+      if (li == t.bpe_.bytes_to_id.end() || ri == t.bpe_.bytes_to_id.end() || mi == t.bpe_.bytes_to_id.end())
+        throw UsageError(path + ": merge " + std::to_string(rank) + " ('" + l + "', '" + r + "') names a token not in the vocabulary");
+      // The first listing of a pair wins, as in HF.
+      t.bpe_.merges.emplace((uint64_t{li->second} << 32) | ri->second,
+                            std::make_pair(static_cast<uint32_t>(rank), mi->second));
+    }
+    for (const auto& a : j.value("added_tokens", json::array())) {
+      if (a.value("lstrip", false) || a.value("rstrip", false) || a.value("single_word", false))
+        throw UsageError(path + ": added token '" + a.value("content", "") +
+                         "' uses lstrip/rstrip/single_word, which is not supported");
+      t.specials_.push_back({a.at("content").get<std::string>(), a.at("id").get<uint32_t>(), a.value("special", false)});
+    }
+    // BOS/EOS from tokenizer_config.json beside the file.
+    fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
+    if (fs::exists(cfg, ec)) {
+      json c;
+      try {
+        c = json::parse(read_file(cfg.string()));
+      } catch (const json::exception& e) {
+        throw UsageError(cfg.string() + ": not valid JSON: " + e.what());
+      }
+      for (auto [key, slot] : {std::pair{"bos_token", &t.bos_}, std::pair{"eos_token", &t.eos_}}) {
+        if (!c.contains(key)) continue;
+        auto s = special_of(c[key]);
+        if (!s) continue;
+        auto id = t.token_id(*s);
+        if (!id) throw UsageError(cfg.string() + ": " + key + " '" + *s + "' is not a token of " + path);
+        *slot = *id;
+      }
+    }
+  } else {
+    t.kind_ = "tiktoken";
+    std::istringstream in(content);
+    std::string line, bytes;
+    uint64_t lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      std::istringstream ls(line);
+      std::string b64, rank_s;
+      ls >> b64 >> rank_s;
+      uint32_t rank = 0;
+      try {
+        size_t used = 0;
+        unsigned long r = std::stoul(rank_s, &used);
+        if (used != rank_s.size()) throw std::invalid_argument("rank");
+        rank = static_cast<uint32_t>(r);
+      } catch (const std::exception&) {
+        throw UsageError(path + ":" + std::to_string(lineno) +
+                         ": not a tokenizer.json and not a tiktoken rank file ('base64token rank' per line)");
+      }
+      if (!base64_decode(b64, bytes) || bytes.empty())
+        throw UsageError(path + ":" + std::to_string(lineno) + ": invalid base64 token");
+      if (t.bpe_.id_to_bytes.size() <= rank) t.bpe_.id_to_bytes.resize(rank + 1);
+      t.bpe_.id_to_bytes[rank] = bytes;
+      t.bpe_.bytes_to_id[bytes] = rank;
+    }
+    if (t.bpe_.bytes_to_id.empty()) throw UsageError(path + ": empty tokenizer file");
+    // Every split of a token into two tokens is a merge with the token's rank as priority.
+    for (const auto& [tok, id] : t.bpe_.bytes_to_id) {
+      for (size_t k = 1; k < tok.size(); ++k) {
+        auto l = t.bpe_.bytes_to_id.find(tok.substr(0, k));
+        if (l == t.bpe_.bytes_to_id.end()) continue;
+        auto r = t.bpe_.bytes_to_id.find(tok.substr(k));
+        if (r == t.bpe_.bytes_to_id.end()) continue;
+        t.bpe_.merges.emplace((uint64_t{l->second} << 32) | r->second, std::make_pair(id, id));
+      }
+    }
+    t.bpe_.whole_piece_first = true;
+    PreStep s;
+    s.kind = PreStep::Kind::split;
+    s.regex = std::make_shared<RegexSplitter>(pattern_by_name(opt.pattern), "--pattern");
+    t.pre_.push_back(s);
+    t.specials_ = opt.extra_specials;
+  }
+  t.bpe_.finish(path);
+  t.vocab_size_ = static_cast<uint32_t>(t.bpe_.id_to_bytes.size());
+  for (const auto& s : t.specials_) {
+    t.vocab_size_ = std::max(t.vocab_size_, s.id + 1);
+    t.special_bytes_[s.id] = s.content;
+  }
+  std::sort(t.specials_.begin(), t.specials_.end(),
+            [](const SpecialToken& a, const SpecialToken& b) { return a.content.size() > b.content.size(); });
+  return t;
+}
+
+std::optional<uint32_t> Tokenizer::token_id(std::string_view content) const {
+  for (const auto& s : specials_)
+    if (s.content == content) return s.id;
+  auto it = bpe_.bytes_to_id.find(std::string(content));
+  if (it != bpe_.bytes_to_id.end()) return it->second;
+  return std::nullopt;
+}
+
+void Tokenizer::encode_plain(std::string_view text, std::vector<uint32_t>& out) const {
+  if (text.empty()) return;
+  std::string normalized;
+  if (nfc_) {
+    normalized = text::to_nfc(text);
+    text = normalized;
+  }
+  // Each pre-tokenizer step splits every piece of the previous step further.
+  std::vector<std::string_view> pieces{text}, next;
+  std::deque<std::string> prefixed;  // stable storage for pieces given a leading space
+  for (const auto& step : pre_) {
+    if (step.kind == PreStep::Kind::byte_level && step.add_prefix_space) {
+      // HF's ByteLevel(add_prefix_space) prefixes every piece that does not start with a space.
+      for (auto& p : pieces)
+        if (!p.empty() && p[0] != ' ') p = prefixed.emplace_back(" " + std::string(p));
+    }
+    if (!step.regex) continue;
+    next.clear();
+    for (auto p : pieces) step.regex->split(p, step.kind == PreStep::Kind::byte_level || step.keep_gaps, next);
+    pieces.swap(next);
+  }
+  for (auto p : pieces) bpe_.encode_piece(p, out);
+}
+
+void Tokenizer::encode(std::string_view raw, bool allow_special, std::vector<uint32_t>& out) const {
+  std::string valid;
+  text::repair_utf8(raw, valid);
+  std::string_view text = valid;
+  if (!allow_special || specials_.empty()) return encode_plain(text, out);
+  size_t start = 0, i = 0;
+  while (i < text.size()) {
+    const SpecialToken* hit = nullptr;
+    for (const auto& s : specials_)
+      if (!s.content.empty() && text.compare(i, s.content.size(), s.content) == 0) {
+        hit = &s;
+        break;  // longest first
+      }
+    if (!hit) {
+      ++i;
+      continue;
+    }
+    encode_plain(text.substr(start, i - start), out);
+    out.push_back(hit->id);
+    i += hit->content.size();
+    start = i;
+  }
+  encode_plain(text.substr(start), out);
+}
+
+std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
+  std::string out;
+  for (uint32_t id : ids) {
+    auto sp = special_bytes_.find(id);
+    if (sp != special_bytes_.end()) {
+      out += sp->second;
+      continue;
+    }
+    if (id >= bpe_.id_to_bytes.size() || bpe_.id_to_bytes[id].empty())
+      throw RuntimeError("token id " + std::to_string(id) + " is not in the vocabulary of " + path_);
+    out += bpe_.id_to_bytes[id];
+  }
+  return out;
+}
+
+}  // namespace bellows::tok
