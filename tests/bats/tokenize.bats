@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# tokenize-pack: encode/decode, pretrain packing (content, splits, rank-count independence),
+# and its errors. Exactness against HF tokenizers and tiktoken: tokenize_reference.bats.
+
+setup() {
+    load helpers
+    D=$BATS_TEST_TMPDIR
+    python3 - "$D" <<'PY'
+import json, random, sys
+d = sys.argv[1]
+random.seed(3)
+words = "the model reads shards and writes tokens while the cluster waits for data über naïve 数据 🙂 12345".split()
+docs = [" ".join(random.choice(words) for _ in range(random.randint(5, 120))) for _ in range(240)]
+open(f"{d}/train.txt", "w").write("\n".join(docs))
+for k in range(4):
+    with open(f"{d}/part-{k}.jsonl", "w") as f:
+        for i in range(k, len(docs), 4):
+            f.write(json.dumps({"id": f"d{i}", "text": docs[i]}) + "\n")
+PY
+    python3 "$REPO_ROOT/tests/helpers/make_bpe_tokenizer.py" "$D/train.txt" "$D/tok" 200
+    TOK=$D/tok/tokenizer.json
+}
+
+@test "encode then decode gives the text back, byte for byte" {
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --encode "$D/part-0.jsonl"
+    assert_success
+    assert_equal "$(wc -l <<< "$output")" 60
+    echo "$output" > "$D/ids.txt"
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --decode "$D/ids.txt"
+    assert_success
+    diff <(python3 -c 'import json,sys; [print(json.loads(l)["text"]) for l in open(sys.argv[1])]' "$D/part-0.jsonl") \
+         <(python3 -c 'import json,sys; [print(json.loads(l)["text"]) for l in sys.stdin]' <<< "$output")
+}
+
+@test "pretrain: every sample is a window of the document stream, splits cover every window once" {
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --mode pretrain "$D"/part-*.jsonl -o "$D/out" --seq-len 64 \
+        --valid-fraction 0.1 --seed 5 --progress off
+    assert_success
+    run "$BIN/shard-inspect" --verify --progress off "$D/out"
+    assert_success
+    cat "$D"/part-*.jsonl | "$BIN/tokenize-pack" --tokenizer "$TOK" --encode - > "$D/stream.txt"
+    need_venv
+    run "$VENV/bin/python" - "$D" "$(sha256sum "$TOK" | cut -d' ' -f1)" <<'PY'
+import glob, json, sys
+import hdf5plugin, h5py, numpy as np
+d, sha = sys.argv[1], sys.argv[2]
+eos = json.load(open(f"{d}/tok/tokenizer.json"))["added_tokens"][0]["id"]
+stream, starts = [], []
+for line in open(f"{d}/stream.txt"):
+    starts.append(len(stream))
+    stream += [int(x) for x in line.split()] + [eos]
+stream = np.array(stream)
+L = 64
+n = (len(stream) - 1) // L
+windows = {tuple(stream[k * L:k * L + L + 1]): k for k in range(n)}
+seen = []
+for split in ("train", "valid"):
+    for f in sorted(glob.glob(f"{d}/out/{split}-*.h5")):
+        h = h5py.File(f)
+        assert h.attrs["tokenizer_sha256"] == sha, "fingerprint"
+        assert h.attrs["eos_id"] == eos and h.attrs["seq_len"] == L
+        off, data = h["doc_start_offsets"][...], h["doc_start_data"][...]
+        for i, row in enumerate(h["tokens"][...]):
+            k = windows[tuple(row)]
+            seen.append((split, k))
+            want = [s - k * L for s in starts if k * L <= s <= k * L + L]
+            assert list(data[off[i]:off[i + 1]]) == want, (k, want)
+ks = sorted(k for _, k in seen)
+assert ks == list(range(n)), "every window exactly once"
+nv = sum(1 for s, _ in seen if s == "valid")
+assert nv == round(0.1 * n), (nv, n)
+r = json.load(open(f"{d}/out/report.json"))
+assert r["samples"] == n and r["tokens"] == len(stream) and r["documents"] == 240
+print("ok", n, "samples")
+PY
+    assert_success
+    assert_output --partial "ok "
+}
+
+@test "pretrain: 1, 2 and 4 ranks write the same samples in the same order" {
+    for n in 1 2 4; do
+        run "$MPIRUN" -np $n "$BIN/tokenize-pack" --tokenizer "$TOK" --mode pretrain "$D"/part-*.jsonl -o "$D/r$n" \
+            --seq-len 32 --valid-fraction 0.2 --progress off
+        assert_success
+    done
+    need_venv
+    run "$VENV/bin/python" - "$D" <<'PY'
+import glob, sys
+import hdf5plugin, h5py, numpy as np
+d = sys.argv[1]
+def cat(run, split):
+    return np.concatenate([h5py.File(f)["tokens"][...] for f in sorted(glob.glob(f"{d}/{run}/{split}-*.h5"))])
+for split in ("train", "valid"):
+    a, b, c = cat("r1", split), cat("r2", split), cat("r4", split)
+    assert a.shape == b.shape == c.shape and (a == b).all() and (a == c).all(), split
+print("identical")
+PY
+    assert_success
+    assert_output identical
+}
+
+@test "errors: tokenizer missing or unsupported, bad records, too little data, mode not built, no action" {
+    run --separate-stderr "$BIN/tokenize-pack" --encode "$D/part-0.jsonl"
+    assert_equal "$status" 2
+    [[ $stderr == *"--tokenizer"* ]] || fail "$stderr"
+    echo '{"model": {"type": "WordPiece", "vocab": {}}}' > "$D/wp.json"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$D/wp.json" --encode "$D/part-0.jsonl"
+    assert_equal "$status" 2
+    [[ $stderr == *"model type 'WordPiece' is not supported"* ]] || fail "$stderr"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$D/nope.json" --encode "$D/part-0.jsonl"
+    assert_equal "$status" 2
+    printf '{"text": "fine"}\n{"body": "no text"}\n' > "$D/bad.jsonl"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode pretrain "$D/bad.jsonl" -o "$D/o1" --seq-len 4
+    assert_equal "$status" 1
+    [[ $stderr == *"$D/bad.jsonl:2: missing_text"* ]] || fail "$stderr"
+    assert_not_exist "$D/o1"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode pretrain "$D/bad.jsonl" -o "$D/o2" --seq-len 100000 --on-bad-record skip
+    assert_equal "$status" 1
+    [[ $stderr == *"fewer than one sample"* ]] || fail "$stderr"
+    assert_not_exist "$D/o2"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D/bad.jsonl" -o "$D/o3"
+    assert_equal "$status" 2
+    [[ $stderr == *"not available yet"* ]] || fail "$stderr"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK"
+    assert_equal "$status" 2
+    [[ $stderr == *"exactly one of"* ]] || fail "$stderr"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode pretrain "$D/part-0.jsonl" -o "$D/o4" --seq-len -5
+    assert_equal "$status" 2
+}
