@@ -395,6 +395,7 @@ class Run {
       auto t0 = std::chrono::steady_clock::now();
       json& s = stage("cleanup");
       text::CleanupResult c = text::cleanup(text, o_.cleanup);
+      c.invalid_utf8 += r.invalid_utf8;  // bytes the JSONL reader had to replace to parse the line
       if (c.invalid_utf8) {
         bump(stats_["invalid_utf8_sequences"], c.invalid_utf8);
         bump(stats_["docs_with_invalid_utf8"]);

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "io/doc_shard.hpp"
 #include "io/line_reader.hpp"
+#include "text/cleanup.hpp"
 
 namespace bellows::curate {
 namespace fs = std::filesystem;
@@ -147,7 +148,15 @@ class JsonlReader final : public RecordReader {
   void parse(RawRecord& r) {
     line_.reserve(line_.size() + simdjson::SIMDJSON_PADDING);
     simdjson::dom::element doc;
-    if (parser_.parse(line_.data(), line_.size(), false).get(doc) != simdjson::SUCCESS) {
+    auto err = parser_.parse(line_.data(), line_.size(), false).get(doc);
+    if (err == simdjson::UTF8_ERROR) {
+      // Raw invalid bytes can only sit inside strings: replace them (counted, so cleanup can
+      // report or drop the document) and parse again.
+      r.invalid_utf8 = text::repair_utf8(line_, repaired_);
+      repaired_.reserve(repaired_.size() + simdjson::SIMDJSON_PADDING);
+      err = parser_.parse(repaired_.data(), repaired_.size(), false).get(doc);
+    }
+    if (err != simdjson::SUCCESS) {
       r.bad = "not_json";
       return;
     }
@@ -184,7 +193,7 @@ class JsonlReader final : public RecordReader {
   std::string path_;
   uint64_t file_;
   ReaderOptions opt_;
-  std::string line_;
+  std::string line_, repaired_;
   simdjson::dom::parser parser_;
 };
 

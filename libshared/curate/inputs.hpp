@@ -40,6 +40,7 @@ struct RawRecord {
   std::string source;  // "<path>:<line>" (or "<path>" for a whole-file document)
   std::string bad;     // non-empty: why the record is unusable (not_json, missing_text, ...)
   uint64_t raw_bytes = 0;
+  uint64_t invalid_utf8 = 0;  // ill-formed UTF-8 sequences already replaced by U+FFFD while reading
 };
 
 struct ReaderOptions {

@@ -15,6 +15,7 @@
 #include "io/safe_output.hpp"
 #include "log/log.hpp"
 #include "pack/pretrain_pack.hpp"
+#include "text/cleanup.hpp"
 #include "tok/tokenizer.hpp"
 
 namespace bellows::pack {
@@ -77,6 +78,13 @@ int encode(const cli::Invocation& inv, const tok::Tokenizer& t) {
       ++lineno;
     }
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    // Raw invalid UTF-8 can only sit inside strings; replacing it first is what the tokenizer
+    // would do to the text anyway (U+FFFD per maximal subpart).
+    if (!text::is_valid_utf8(line)) {
+      std::string fixed;
+      text::repair_utf8(line, fixed);
+      line.swap(fixed);
+    }
     line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
     simdjson::dom::element doc;
     std::string_view text;

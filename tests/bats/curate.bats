@@ -614,3 +614,27 @@ for k in ("exact", "near"):
     assert_error_once "--threshold"
     assert_no_output out
 }
+
+@test "raw invalid UTF-8 inside a JSONL text is repaired and counted, or the document dropped with --invalid-utf8 drop" {
+    python3 - "$BATS_TEST_TMPDIR/inv.jsonl" <<'PY'
+import sys
+body = " ".join(["The committee met on Tuesday to discuss the budget for the coming year."] * 8)
+with open(sys.argv[1], "wb") as f:
+    f.write(b'{"id": "bad", "text": "' + body.encode() + b' caf\xe9 \xff."}\n')
+    f.write(b'{"id": "good", "text": "' + body.replace("budget", "plan").encode() + b'"}\n')
+PY
+    run "$BIN/curate-dedup" "$BATS_TEST_TMPDIR/inv.jsonl" -o "$BATS_TEST_TMPDIR/o1" --disable quality,fuzzy --progress off --export-jsonl
+    assert_success
+    run python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1] + "/report.json"))
+print(r["cleanup"]["invalid_utf8_sequences"], r["cleanup"]["docs_with_invalid_utf8"], r["documents"]["out"])' "$BATS_TEST_TMPDIR/o1"
+    assert_output "2 1 2"
+    run bash -c "zstdcat '$BATS_TEST_TMPDIR/o1/kept.jsonl.zst' | grep -c $'caf\uFFFD \uFFFD.'"
+    assert_output 1
+    run "$BIN/curate-dedup" "$BATS_TEST_TMPDIR/inv.jsonl" -o "$BATS_TEST_TMPDIR/o2" --disable quality,fuzzy --progress off --invalid-utf8 drop
+    assert_success
+    run bash -c "zstdcat '$BATS_TEST_TMPDIR/o2/removed.jsonl.zst'"
+    assert_output --partial '"id":"bad"'
+    assert_output --partial '"reason":"invalid_utf8"'
+}

@@ -15,10 +15,10 @@ text. Writes it as JSONL and runs the tool on it once per case:
                              tokenizer with its added_tokens removed (special strings are text)
   tiktoken-cl100k/plain      --tokenizer llama3.tiktoken --pattern cl100k  vs tiktoken
                              Encoding(pat_str=tiktoken's cl100k_base pattern).encode_ordinary
-  tiktoken-cl100k/special    ... --allow-special  vs tiktoken .encode(text, allowed_special="all")
-                             with cl100k_base's special tokens (<|endoftext|> 100257, <|fim_*|>
-                             100258-100260, <|endofprompt|> 100276): the ids tiktoken gives these
-                             strings for the cl100k pattern preset
+  tiktoken-cl100k/special    ... --allow-special --special-token T=ID ...  vs tiktoken
+                             .encode(text, allowed_special="all"), both with cl100k_base's special
+                             tokens (<|endoftext|> 100257, <|fim_*|> 100258-100260, <|endofprompt|>
+                             100276; a rank file carries none, so the tool is told them)
   tiktoken-gpt2/plain        --pattern gpt2   vs encode_ordinary with tiktoken's r50k pattern
   tiktoken-o200k/plain       --pattern o200k  vs encode_ordinary with tiktoken's o200k pattern
   tiktoken-regex/plain       --pattern <Qwen2's regex, given as text>  vs encode_ordinary with it
@@ -244,7 +244,7 @@ def run_tool(tool, args, what):
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         fail(f"{what}: {os.path.basename(tool)} {' '.join(args)} exited {p.returncode}: "
-             f"{p.stderr.decode('utf-8', 'replace')[-800:]}")
+             f"{p.stderr.decode('utf-8', 'replace')[-800:].rstrip()}")
         return None, dt
     return p.stdout, dt
 
@@ -383,7 +383,8 @@ def main():
                       lambda p=path: HFRef(p, False), f"HF tokenizers {flavour}/tokenizer.json without its added tokens"))
     cases.append(("tiktoken-cl100k/plain", ["--tokenizer", tk, "--pattern", "cl100k"],
                   lambda: TiktokenRef(tk, TIKTOKEN_PATTERNS["cl100k"], {}), "tiktoken encode_ordinary, cl100k pattern"))
-    cases.append(("tiktoken-cl100k/special", ["--tokenizer", tk, "--pattern", "cl100k", "--allow-special"],
+    special_args = [a for t, i in CL100K_SPECIALS.items() for a in ("--special-token", f"{t}={i}")]
+    cases.append(("tiktoken-cl100k/special", ["--tokenizer", tk, "--pattern", "cl100k", "--allow-special"] + special_args,
                   lambda: TiktokenRef(tk, TIKTOKEN_PATTERNS["cl100k"], CL100K_SPECIALS),
                   "tiktoken encode(allowed_special='all'), cl100k pattern and specials"))
     for name in ("gpt2", "o200k"):

@@ -24,7 +24,8 @@ Added special tokens: <|endoftext|> and <|im_start|> in all three, <|begin_of_te
                           the byte alphabet). With ignore_merges=true, HF's BPE and tiktoken's
                           rank-based merging give the same pieces; the script checks that
                           tiktoken.Encoding(pat_str=cl100k, mergeable_ranks=<the file>) loads it
-                          and reproduces llama3's ids (shifted) on a slice of the training text.
+                          and reproduces llama3's ids (shifted) on training documents and on
+                          random unseen strings (where the merge order decides).
 
 usage: python make_tokenizer_fixtures.py OUTDIR [--vocab-size N]
 Prints one 'ok ...' line per fixture; exits 1 on any failed self-check.
