@@ -21,7 +21,7 @@ JOBS    ?= 2
 DEB_PACKAGES := g++ make pkg-config git \
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools \
   libboost-program-options-dev libzstd-dev zstd zlib1g-dev nlohmann-json3-dev \
-  libcld2-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsimdjson-dev \
+  libcld2-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsimdjson-dev libsentencepiece-dev \
   libgtest-dev bats bats-assert bats-support bats-file \
   slurm-wlm munge python3 python3-venv time
 
@@ -41,7 +41,7 @@ CXXSTD   := -std=c++20
 OPT      ?= -O2 -g
 CPPFLAGS := -Ilibshared -I$(BUILD)/gen $(DEP_CFLAGS) -DOMPI_SKIP_MPICXX=1 -MMD -MP
 CXXFLAGS := $(CXXSTD) $(OPT) $(WARN) -pthread
-LDLIBS   := $(HDF5_LIBS) -lboost_program_options -lzstd -lz -lcld2 -lpcre2-8 -lutf8proc -lsimdjson -pthread
+LDLIBS   := $(HDF5_LIBS) -lboost_program_options -lzstd -lz -lcld2 -lpcre2-8 -lutf8proc -lsimdjson -lsentencepiece -pthread
 ifeq ($(CUDA),1)
 LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 NVCCFLAGS := -std=c++20 -O2 -Ilibshared -Xcompiler -Wall,-Wextra,-Werror --Werror all-warnings

@@ -1,10 +1,12 @@
 #include "tok/tokenizer.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sentencepiece_processor.h>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -49,6 +51,23 @@ bool base64_decode(std::string_view in, std::string& out) {
     }
   }
   return true;
+}
+
+// Lines of "base64 rank" (checks the first non-empty line only; the loader checks them all).
+bool looks_like_tiktoken(const std::string& content) {
+  size_t b = content.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return true;  // empty: reported as an empty tokenizer file
+  size_t e = content.find('\n', b);
+  std::string line = content.substr(b, e == std::string::npos ? std::string::npos : e - b);
+  size_t sp = line.find(' ');
+  if (sp == std::string::npos || sp == 0) return false;
+  for (size_t i = 0; i < sp; ++i) {
+    char c = line[i];
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) return false;
+  }
+  for (size_t i = sp + 1; i < line.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(line[i])) && line[i] != '\r') return false;
+  return sp + 1 < line.size();
 }
 
 // "<s>" or {"content": "<s>", ...} as tokenizer_config.json writes special tokens.
@@ -201,6 +220,18 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
         *slot = *id;
       }
     }
+  } else if (!looks_like_tiktoken(content)) {
+    // A SentencePiece model is a binary protobuf: let the library judge it.
+    t.kind_ = "sentencepiece";
+    t.sp_ = std::make_shared<sentencepiece::SentencePieceProcessor>();
+    auto st = t.sp_->LoadFromSerializedProto(content);
+    if (!st.ok())
+      throw UsageError(path + ": not a tokenizer.json, a tiktoken rank file or a SentencePiece model (" +
+                       std::string(st.message()) + ")");
+    t.vocab_size_ = static_cast<uint32_t>(t.sp_->GetPieceSize());
+    if (t.sp_->bos_id() >= 0) t.bos_ = static_cast<uint32_t>(t.sp_->bos_id());
+    if (t.sp_->eos_id() >= 0) t.eos_ = static_cast<uint32_t>(t.sp_->eos_id());
+    return t;
   } else {
     t.kind_ = "tiktoken";
     std::istringstream in(content);
@@ -258,6 +289,12 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
 }
 
 std::optional<uint32_t> Tokenizer::token_id(std::string_view content) const {
+  if (sp_) {
+    int id = sp_->PieceToId(std::string(content));
+    // PieceToId answers unk for unknown pieces; only the unk piece itself may map to it.
+    if (id == sp_->unk_id() && sp_->IdToPiece(id) != content) return std::nullopt;
+    return static_cast<uint32_t>(id);
+  }
   for (const auto& s : specials_)
     if (s.content == content) return s.id;
   auto it = bpe_.bytes_to_id.find(std::string(content));
@@ -293,6 +330,14 @@ void Tokenizer::encode(std::string_view raw, bool allow_special, std::vector<uin
   std::string valid;
   text::repair_utf8(raw, valid);
   std::string_view text = valid;
+  if (sp_) {
+    // SentencePiece never parses control symbols (<s>, </s>) out of text, allowed or not.
+    std::vector<int> ids;
+    auto st = sp_->Encode(text, &ids);
+    if (!st.ok()) throw RuntimeError(path_ + ": SentencePiece encode failed: " + std::string(st.message()));
+    for (int id : ids) out.push_back(static_cast<uint32_t>(id));
+    return;
+  }
   if (!allow_special || specials_.empty()) return encode_plain(text, out);
   size_t start = 0, i = 0;
   while (i < text.size()) {
@@ -316,6 +361,16 @@ void Tokenizer::encode(std::string_view raw, bool allow_special, std::vector<uin
 
 std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
   std::string out;
+  if (sp_) {
+    std::vector<int> v;
+    for (uint32_t id : ids) {
+      if (id >= vocab_size_) throw RuntimeError("token id " + std::to_string(id) + " is not in the vocabulary of " + path_);
+      v.push_back(static_cast<int>(id));
+    }
+    auto st = sp_->Decode(v, &out);
+    if (!st.ok()) throw RuntimeError(path_ + ": SentencePiece decode failed: " + std::string(st.message()));
+    return out;
+  }
   for (uint32_t id : ids) {
     auto sp = special_bytes_.find(id);
     if (sp != special_bytes_.end()) {

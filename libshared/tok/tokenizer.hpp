@@ -1,6 +1,7 @@
 // A tokenizer loaded from what people have: an HF tokenizer.json (byte-level BPE: GPT-2, Llama 3,
-// Qwen2, SmolLM) or a tiktoken rank file. Ids are those of the reference implementations (tests
-// compare with HF tokenizers and tiktoken, document by document).
+// Qwen2, SmolLM), a tiktoken rank file, or a SentencePiece model (Llama 2 style, through Debian's
+// libsentencepiece). Ids are those of the reference implementations (tests compare with HF
+// tokenizers, tiktoken and sentencepiece, document by document).
 //
 // Pipeline: invalid UTF-8 is replaced by U+FFFD per maximal subpart (as Python decodes it);
 // added/special tokens are matched first when allowed; each remaining stretch is normalised
@@ -18,6 +19,10 @@
 
 #include "tok/bpe.hpp"
 #include "tok/regex_split.hpp"
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
 
 namespace bellows::tok {
 
@@ -52,7 +57,7 @@ class Tokenizer {
   void set_eos(uint32_t id) { eos_ = id; }
   std::optional<uint32_t> token_id(std::string_view content) const;  // special/added or vocab token
   const std::string& sha256() const { return sha256_; }  // of the tokenizer file
-  const std::string& kind() const { return kind_; }      // "tokenizer.json" | "tiktoken"
+  const std::string& kind() const { return kind_; }      // "tokenizer.json" | "tiktoken" | "sentencepiece"
   const std::string& path() const { return path_; }
 
  private:
@@ -65,6 +70,7 @@ class Tokenizer {
   void encode_plain(std::string_view text, std::vector<uint32_t>& out) const;
 
   std::string path_, kind_, sha256_;
+  std::shared_ptr<sentencepiece::SentencePieceProcessor> sp_;  // set for SentencePiece models
   BpeModel bpe_;
   bool nfc_ = false;
   std::vector<PreStep> pre_;

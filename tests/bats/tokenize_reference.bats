@@ -98,3 +98,11 @@ EOF
     assert_line --regexp '^encode tiktoken-cl100k/special: [0-9]+ documents, [1-9][0-9]* mismatches vs tiktoken'
     assert_output --partial "reference: 100257=b'<|endoftext|>'"
 }
+
+@test "SentencePiece models (BPE with byte fallback, unigram): 0 mismatches vs sentencepiece, decode too" {
+    need_venv
+    run "$VENV/bin/python" "$REPO_ROOT/tests/python/check_sentencepiece.py" "$BIN/tokenize-pack" "$BATS_TEST_TMPDIR/sp"
+    assert_success
+    assert_line --regexp '^bpe: [0-9]+ documents, 0 encode mismatches, 0 decode mismatches$'
+    assert_line --regexp '^unigram: [0-9]+ documents, 0 encode mismatches, 0 decode mismatches$'
+}
