@@ -323,7 +323,20 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<uint32_t>& out) 
     for (auto p : pieces) step.regex->split(p, step.kind == PreStep::Kind::byte_level || step.keep_gaps, next);
     pieces.swap(next);
   }
-  for (auto p : pieces) bpe_.encode_piece(p, out);
+  for (auto p : pieces) {
+    if (p.size() <= 2) {  // cheaper to merge than to look up
+      bpe_.encode_piece(p, out);
+      continue;
+    }
+    auto it = piece_cache_.find(std::string(p));
+    if (it == piece_cache_.end()) {
+      if (piece_cache_.size() >= kPieceCacheEntries) piece_cache_.clear();
+      std::vector<uint32_t> ids;
+      bpe_.encode_piece(p, ids);
+      it = piece_cache_.emplace(std::string(p), std::move(ids)).first;
+    }
+    out.insert(out.end(), it->second.begin(), it->second.end());
+  }
 }
 
 void Tokenizer::encode(std::string_view raw, bool allow_special, std::vector<uint32_t>& out) const {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "tok/bpe.hpp"
@@ -78,6 +79,10 @@ class Tokenizer {
   std::map<uint32_t, std::string> special_bytes_;
   uint32_t vocab_size_ = 0;
   std::optional<uint32_t> bos_, eos_;
+  // Pieces already encoded: natural text repeats its words (Zipf), so most pieces are found here
+  // instead of re-running the merge loop. Bounded; not thread-safe (one Tokenizer per thread).
+  mutable std::unordered_map<std::string, std::vector<uint32_t>> piece_cache_;
+  static constexpr size_t kPieceCacheEntries = 1 << 20;
 };
 
 }  // namespace bellows::tok

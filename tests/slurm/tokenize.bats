@@ -119,7 +119,7 @@ PY
     assert_line --partial " $BELLOWS_BIN/tokenize-pack --tokenizer tok/tokenizer.json --mode pretrain parts -o out ${PACK[*]}"
     assert_line --regexp '^[0-9T:-]+Z progress: tokenize: .* done$'
     assert_line --partial "$SUMMARY" # the same counts as the local run
-    run grep -c '^bellows-tokenize: OK: finished in [0-9]*s; shards: out/train-\*\.h5 and out/valid-\*\.h5, report: out/report\.json$' "$OUTFILE"
+    run grep -c '^bellows-tokenize: OK: finished in [0-9]*s; report: out/report\.json, token shards: out/\*\.h5$' "$OUTFILE"
     assert_output 1
 
     # A complete output: a train and a valid shard per rank, verified; the report; nothing partial
@@ -154,7 +154,7 @@ valid-r00001-00000.h5"
         fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
     run grep -c '^bellows-tokenize: running: mpirun -np 2 ' "$OUTFILE"
     assert_output 1
-    run grep -c '^bellows-tokenize: OK: finished in [0-9]*s; shards: out/train-\*\.h5 and out/valid-\*\.h5, report: out/report\.json$' "$OUTFILE"
+    run grep -c '^bellows-tokenize: OK: finished in [0-9]*s; report: out/report\.json, token shards: out/\*\.h5$' "$OUTFILE"
     assert_output 1
     assert_equal "$(report out ranks)" 2
     run "$BELLOWS_BIN/shard-inspect" --verify --progress off out/*.h5
