@@ -14,6 +14,7 @@
 #include "io/line_reader.hpp"
 #include "io/safe_output.hpp"
 #include "log/log.hpp"
+#include "pack/preference_pack.hpp"
 #include "pack/pretrain_pack.hpp"
 #include "text/cleanup.hpp"
 #include "tok/tokenizer.hpp"
@@ -149,8 +150,8 @@ int pack(cli::Invocation& inv, const tok::Tokenizer& t) {
   auto& ctx = dist::Context::get();
   dist::Communicator& world = ctx.world();
   std::string mode = inv.get<std::string>("mode");
-  if (mode != "pretrain")
-    throw UsageError("--mode " + mode + ": not available yet (this build packs: pretrain; sft and preference are planned)");
+  if (mode != "pretrain" && mode != "preference")
+    throw UsageError("--mode " + mode + ": not available yet (this build packs: pretrain, preference; sft is planned)");
   if (!inv.has("output")) throw UsageError("missing required option '--output' (-o) for --mode");
   if (!inv.has("input")) throw UsageError("no input: name document shards, JSONL files or directories (see --help)");
   PretrainOptions opt;
@@ -196,46 +197,78 @@ int pack(cli::Invocation& inv, const tok::Tokenizer& t) {
 
   auto t0 = std::chrono::steady_clock::now();
   io::SafeOutput out(inv.get<std::string>("output"), io::SafeOutput::Kind::directory, inv.get<bool>("overwrite"), &world);
-  json mine = pack_pretrain(inputs, owner, ro, t, opt, out.temp_path(), inv.effective_options(), world);
-  std::vector<std::string> all = world.gather(mine.dump(), 0);
-  if (ctx.rank() == 0) {
-    uint64_t docs = 0;
-    json bad_records = json::object();
-    for (const auto& s : all) {
-      json j = json::parse(s);
-      docs += j["documents"].get<uint64_t>();
-      for (auto& [k, v] : j["bad_records"].items()) bad_records[k] = bad_records.value(k, uint64_t{0}) + v.get<uint64_t>();
+  BuildInfo b = build_info();
+  json rep = {{"tool", "tokenize-pack"},
+              {"bellows_version", b.version},
+              {"git_hash", b.git_hash},
+              {"mode", mode},
+              {"ranks", world.size()},
+              {"settings", inv.effective_options()},
+              {"tokenizer", {{"path", t.path()}, {"kind", t.kind()}, {"sha256", t.sha256()}, {"vocab_size", t.vocab_size()},
+                             {"eos_id", t.eos_id() ? json(*t.eos_id()) : json()},
+                             {"bos_id", opt.bos && t.bos_id() ? json(*t.bos_id()) : json()}}}};
+  // Per-rank counters summed; "global" (rank 0's view of the whole run) taken as is.
+  auto gather_sum = [&](const json& mine) {
+    json total = json::object();
+    std::vector<std::string> all = world.gather(mine.dump(), 0);
+    for (const auto& str : all) {
+      json j = json::parse(str);
+      for (auto& [k, v] : j.items()) {
+        if (k == "global") continue;
+        if (v.is_object()) {
+          if (!total[k].is_object()) total[k] = json::object();
+          for (auto& [k2, v2] : v.items()) total[k][k2] = total[k].value(k2, uint64_t{0}) + v2.get<uint64_t>();
+        } else if (v.is_number()) {
+          total[k] = total.value(k, uint64_t{0}) + v.get<uint64_t>();
+        }
+      }
     }
-    json g = json::parse(all[0])["global"];
+    if (!all.empty()) {
+      json first = json::parse(all[0]);
+      if (first.contains("global")) total["global"] = first["global"];
+    }
+    return total;
+  };
+  std::string summary;
+  if (mode == "pretrain") {
+    json total = gather_sum(pack_pretrain(inputs, owner, ro, t, opt, out.temp_path(), inv.effective_options(), world));
+    if (ctx.rank() == 0) {
+      const json& g = total["global"];
+      rep.update({{"documents", total["documents"]}, {"bad_records", total["bad_records"]}, {"seq_len", opt.seq_len},
+                  {"tokens", g["tokens"]}, {"samples", g["samples"]}, {"train_samples", g["train_samples"]},
+                  {"valid_samples", g["valid_samples"]}, {"tail_tokens_dropped", g["tail_tokens_dropped"]},
+                  {"waste_fraction", g["waste_fraction"]}, {"truncated_documents", 0}});
+      char line[256];
+      std::snprintf(line, sizeof line, "%llu documents, %llu tokens -> %llu samples of %u+1 (train %llu, valid %llu), %.3f%% of tokens dropped at the tail",
+                    static_cast<unsigned long long>(total["documents"].get<uint64_t>()),
+                    static_cast<unsigned long long>(g["tokens"].get<uint64_t>()),
+                    static_cast<unsigned long long>(g["samples"].get<uint64_t>()), opt.seq_len,
+                    static_cast<unsigned long long>(g["train_samples"].get<uint64_t>()),
+                    static_cast<unsigned long long>(g["valid_samples"].get<uint64_t>()),
+                    100.0 * g["waste_fraction"].get<double>());
+      summary = line;
+    }
+  } else {
+    PreferenceOptions po;
+    po.bos = opt.bos;
+    po.skip_bad = opt.skip_bad;
+    po.max_doc_bytes = ro.max_doc_bytes;
+    json total = gather_sum(pack_preference(inputs, owner, t, po, out.temp_path(), inv.effective_options(), world));
+    if (ctx.rank() == 0) {
+      if (total["pairs"].get<uint64_t>() == 0) throw RuntimeError("no preference pair in the inputs");
+      rep.update(total);
+      summary = std::to_string(total["pairs"].get<uint64_t>()) + " preference pairs (" +
+                std::to_string(total["prompt_tokens"].get<uint64_t>()) + " prompt, " +
+                std::to_string(total["chosen_tokens"].get<uint64_t>()) + " chosen, " +
+                std::to_string(total["rejected_tokens"].get<uint64_t>()) + " rejected tokens)";
+    }
+  }
+  if (ctx.rank() == 0) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    BuildInfo b = build_info();
-    json rep = {{"tool", "tokenize-pack"},
-                {"bellows_version", b.version},
-                {"git_hash", b.git_hash},
-                {"finished_utc", log::utc_timestamp()},
-                {"mode", "pretrain"},
-                {"ranks", world.size()},
-                {"settings", inv.effective_options()},
-                {"tokenizer", {{"path", t.path()}, {"kind", t.kind()}, {"sha256", t.sha256()}, {"vocab_size", t.vocab_size()},
-                               {"eos_id", t.eos_id() ? json(*t.eos_id()) : json()}, {"bos_id", opt.bos ? json(*t.bos_id()) : json()}}},
-                {"documents", docs},
-                {"bad_records", bad_records},
-                {"seq_len", opt.seq_len},
-                {"tokens", g["tokens"]},
-                {"samples", g["samples"]},
-                {"train_samples", g["train_samples"]},
-                {"valid_samples", g["valid_samples"]},
-                {"tail_tokens_dropped", g["tail_tokens_dropped"]},
-                {"waste_fraction", g["waste_fraction"]},
-                {"truncated_documents", 0},
-                {"seconds", secs}};
+    rep["seconds"] = secs;
+    rep["finished_utc"] = log::utc_timestamp();
     std::ofstream(out.temp_path() + "/report.json") << rep.dump(2) << "\n";
-    std::fprintf(stderr, "tokenize-pack: %llu documents, %llu tokens -> %llu samples of %u+1 (train %llu, valid %llu), %.3f%% of tokens dropped at the tail, %.1f s\n",
-                 static_cast<unsigned long long>(docs), static_cast<unsigned long long>(g["tokens"].get<uint64_t>()),
-                 static_cast<unsigned long long>(g["samples"].get<uint64_t>()), opt.seq_len,
-                 static_cast<unsigned long long>(g["train_samples"].get<uint64_t>()),
-                 static_cast<unsigned long long>(g["valid_samples"].get<uint64_t>()), 100.0 * g["waste_fraction"].get<double>(),
-                 secs);
+    std::fprintf(stderr, "tokenize-pack: %s, %.1f s\n", summary.c_str(), secs);
   }
   out.commit();
   return kExitOk;
@@ -244,6 +277,8 @@ int pack(cli::Invocation& inv, const tok::Tokenizer& t) {
 int run(cli::Invocation& inv) {
   int actions = inv.has("encode") + inv.has("decode") + inv.has("mode");
   if (actions != 1) throw UsageError("give exactly one of --encode FILE, --decode FILE, --mode pretrain (see --help)");
+  if (!inv.has("mode") && (inv.has("output") || inv.get<bool>("overwrite")))
+    throw UsageError("-o/--overwrite go with --mode; --encode and --decode write to stdout");
   tok::Tokenizer t = load_tokenizer(inv);
   if (auto id = named_id(t, inv, "eos-token")) t.set_eos(*id);
   if (auto id = named_id(t, inv, "bos-token")) t.set_bos(*id);
@@ -279,7 +314,7 @@ cli::ToolSpec tool_spec() {
   ac.add_options()
       ("encode", po::value<std::string>()->value_name("FILE"), "JSONL in ('-' = stdin), one line of ids per record out")
       ("decode", po::value<std::string>()->value_name("FILE"), "lines of ids in ('-' = stdin), JSONL {\"text\"} out")
-      ("mode", po::value<std::string>()->value_name("MODE"), "pack: pretrain");
+      ("mode", po::value<std::string>()->value_name("MODE"), "pack: pretrain | preference");
   po::options_description pk("Packing");
   pk.add_options()
       ("input", po::value<std::vector<std::string>>()->value_name("PATH"), "inputs (positional): shards, JSONL, directories")

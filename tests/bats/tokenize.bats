@@ -127,3 +127,61 @@ PY
     run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode pretrain "$D/part-0.jsonl" -o "$D/o4" --seq-len -5
     assert_equal "$status" 2
 }
+
+@test "preference: prompt, chosen+EOS, rejected+EOS per pair in input order, same for 1 and 2 ranks; bad pairs" {
+    python3 - "$D" <<'PY'
+import json, sys
+d = sys.argv[1]
+for k in range(2):
+    with open(f"{d}/pref-{k}.jsonl", "w") as f:
+        for i in range(30):
+            f.write(json.dumps({"prompt": f"Which model reads shards {k}-{i}?", "chosen": "the model reads shards über 🙂",
+                                "rejected": f"nobody {i}"}) + "\n")
+    with open(f"{d}/texts-{k}.jsonl", "w") as f:
+        for i in range(30):
+            for key, t in (("p", f"Which model reads shards {k}-{i}?"), ("c", "the model reads shards über 🙂"), ("r", f"nobody {i}")):
+                f.write(json.dumps({"text": t}) + "\n")
+PY
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --mode preference "$D"/pref-*.jsonl -o "$D/p1" --progress off
+    assert_success
+    run "$MPIRUN" -np 2 "$BIN/tokenize-pack" --tokenizer "$TOK" --mode preference "$D"/pref-*.jsonl -o "$D/p2" --progress off
+    assert_success
+    cat "$D"/texts-*.jsonl | "$BIN/tokenize-pack" --tokenizer "$TOK" --encode - > "$D/pref-ids.txt"
+    need_venv
+    run "$VENV/bin/python" - "$D" <<'PY'
+import glob, json, sys
+import hdf5plugin, h5py
+d = sys.argv[1]
+eos = json.load(open(f"{d}/tok/tokenizer.json"))["added_tokens"][0]["id"]
+ids = [[int(x) for x in l.split()] for l in open(f"{d}/pref-ids.txt")]
+want = [(ids[3 * i], ids[3 * i + 1] + [eos], ids[3 * i + 2] + [eos]) for i in range(len(ids) // 3)]
+def pairs(run):
+    out = []
+    for f in sorted(glob.glob(f"{d}/{run}/pref-*.h5")):
+        h = h5py.File(f)
+        cols = []
+        for c in ("prompt", "chosen", "rejected"):
+            o, data = h[c + "_offsets"][...], h[c + "_data"][...]
+            cols.append([list(data[o[i]:o[i + 1]]) for i in range(len(o) - 1)])
+        out += list(zip(*cols))
+    return [tuple(map(list, p)) for p in out]
+assert pairs("p1") == [tuple(w) for w in want], "content"
+assert pairs("p2") == pairs("p1"), "ranks"
+print("ok", len(want))
+PY
+    assert_success
+    assert_output "ok 60"
+    printf '{"prompt": "p", "chosen": "", "rejected": "x"}\n{"prompt": "p", "chosen": "y"}\n{"prompt": "p", "chosen": "a", "rejected": "b"}\n' > "$D/badpref.jsonl"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode preference "$D/badpref.jsonl" -o "$D/p3"
+    assert_equal "$status" 1
+    [[ $stderr == *"badpref.jsonl:1: empty_chosen"* ]] || fail "$stderr"
+    assert_not_exist "$D/p3"
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --mode preference "$D/badpref.jsonl" -o "$D/p3" --on-bad-record skip --progress off
+    assert_success
+    run python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["pairs"], r["bad_records"]["empty_chosen"], r["bad_records"]["missing_rejected"])' "$D/p3/report.json"
+    assert_output "1 1 1"
+    printf '{"prompt": [{"role": "user", "content": "hi"}], "chosen": "a", "rejected": "b"}\n' > "$D/chat.jsonl"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode preference "$D/chat.jsonl" -o "$D/p4"
+    assert_equal "$status" 2
+    [[ $stderr == *"chat templates is not built yet"* ]] || fail "$stderr"
+}
