@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -15,6 +16,7 @@
 #include "io/safe_output.hpp"
 #include "log/log.hpp"
 #include "pack/preference_pack.hpp"
+#include "tok/bpe_train.hpp"
 #include "pack/pretrain_pack.hpp"
 #include "text/cleanup.hpp"
 #include "tok/tokenizer.hpp"
@@ -146,7 +148,54 @@ int decode(const cli::Invocation& inv, const tok::Tokenizer& t) {
   return kExitOk;
 }
 
-int pack(cli::Invocation& inv, const tok::Tokenizer& t) {
+// --train-vocab-size: every rank counts the pieces of its documents, rank 0 trains on the sum
+// (the same result for any number of ranks) and writes tokenizer.json into the output, which
+// every rank then loads.
+tok::Tokenizer train_tokenizer(const cli::Invocation& inv, const std::vector<curate::InputFile>& inputs,
+                               const std::vector<int>& owner, const curate::ReaderOptions& ro, bool skip_bad,
+                               const std::string& outdir, dist::Communicator& world) {
+  int64_t n = inv.get<int64_t>("train-vocab-size");
+  if (n < 257 || n > (1 << 24)) throw UsageError("--train-vocab-size: must be within 257..16777216");
+  tok::BpeTrainOptions to;
+  to.vocab_size = static_cast<size_t>(n);
+  to.pattern = inv.get<std::string>("pattern");
+  to.special_tokens.clear();
+  std::stringstream ss(inv.get<std::string>("train-special-tokens"));
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) to.special_tokens.push_back(item);
+  if (to.special_tokens.empty()) throw UsageError("--train-special-tokens: name at least the EOS token");
+  tok::BpeTrainer trainer(to);
+  std::string valid;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (owner[i] != world.rank()) continue;
+    auto reader = curate::open_reader(inputs[i], i, ro);
+    curate::RawRecord rec;
+    while (reader->next(rec)) {
+      if (!rec.bad.empty()) {
+        if (!skip_bad) throw RuntimeError(rec.source + ": " + rec.bad + " (use --on-bad-record skip to count and skip such records)");
+        continue;
+      }
+      text::repair_utf8(rec.text, valid);
+      trainer.add_text(valid);
+    }
+  }
+  std::vector<std::string> counts = world.gather(trainer.serialize_counts(), 0);
+  std::string path = outdir + "/tokenizer.json";
+  if (world.rank() == 0) {
+    tok::BpeTrainer all(to);
+    for (const auto& c : counts) all.add_counts(c);
+    size_t merges = all.train();
+    all.write(path, outdir + "/tokenizer_config.json");
+    log::info("trained a byte-level BPE: " + std::to_string(merges) + " merges, vocabulary " +
+              std::to_string(all.vocab_size()) +
+              (all.vocab_size() < static_cast<size_t>(n) ? " (fewer than asked: no pair left seen twice)" : "") +
+              ", written to the output as tokenizer.json");
+  }
+  world.barrier();
+  return tok::Tokenizer::load(path);
+}
+
+int pack(cli::Invocation& inv, tok::Tokenizer* given) {
   auto& ctx = dist::Context::get();
   dist::Communicator& world = ctx.world();
   std::string mode = inv.get<std::string>("mode");
@@ -197,6 +246,11 @@ int pack(cli::Invocation& inv, const tok::Tokenizer& t) {
 
   auto t0 = std::chrono::steady_clock::now();
   io::SafeOutput out(inv.get<std::string>("output"), io::SafeOutput::Kind::directory, inv.get<bool>("overwrite"), &world);
+  std::optional<tok::Tokenizer> trained;
+  if (!given) trained = train_tokenizer(inv, inputs, owner, ro, opt.skip_bad, out.temp_path(), world);
+  tok::Tokenizer& t = given ? *given : *trained;
+  if (auto id = named_id(t, inv, "eos-token")) t.set_eos(*id);
+  if (auto id = named_id(t, inv, "bos-token")) t.set_bos(*id);
   BuildInfo b = build_info();
   json rep = {{"tool", "tokenize-pack"},
               {"bellows_version", b.version},
@@ -279,12 +333,18 @@ int run(cli::Invocation& inv) {
   if (actions != 1) throw UsageError("give exactly one of --encode FILE, --decode FILE, --mode pretrain (see --help)");
   if (!inv.has("mode") && (inv.has("output") || inv.get<bool>("overwrite")))
     throw UsageError("-o/--overwrite go with --mode; --encode and --decode write to stdout");
+  if (inv.has("train-vocab-size")) {
+    if (inv.has("tokenizer")) throw UsageError("--train-vocab-size trains a new tokenizer: leave out --tokenizer");
+    if (!inv.has("mode") || inv.get<std::string>("mode") != "pretrain")
+      throw UsageError("--train-vocab-size goes with --mode pretrain (it trains on the documents being packed)");
+    return pack(inv, nullptr);
+  }
   tok::Tokenizer t = load_tokenizer(inv);
   if (auto id = named_id(t, inv, "eos-token")) t.set_eos(*id);
   if (auto id = named_id(t, inv, "bos-token")) t.set_bos(*id);
   if (inv.has("encode")) return encode(inv, t);
   if (inv.has("decode")) return decode(inv, t);
-  return pack(inv, t);
+  return pack(inv, &t);
 }
 
 }  // namespace
@@ -306,10 +366,15 @@ cli::ToolSpec tool_spec() {
   tk.add_options()
       ("tokenizer", po::value<std::string>()->value_name("PATH"), "tokenizer.json or tiktoken rank file")
       ("pattern", po::value<std::string>()->default_value("cl100k")->value_name("P"),
-       "tiktoken files: pre-tokenizer cl100k | o200k | gpt2 | a regex")
+       "tiktoken files and training: pre-tokenizer cl100k | o200k | gpt2 | a regex")
       ("special-token", po::value<std::vector<std::string>>()->value_name("TOKEN=ID"),
        "tiktoken files: a special token and its id (repeatable)")
-      ("allow-special", po::bool_switch(), "--encode: special/added token strings in the text become their ids");
+      ("allow-special", po::bool_switch(), "--encode: special/added token strings in the text become their ids")
+      ("train-vocab-size", po::value<int64_t>()->value_name("N"),
+       "instead of --tokenizer: train a byte-level BPE of N tokens on the inputs (pre-tokenized by --pattern), "
+       "write it to OUTDIR/tokenizer.json and pack with it")
+      ("train-special-tokens", po::value<std::string>()->default_value("<|endoftext|>")->value_name("LIST"),
+       "special tokens of a trained tokenizer (the first is EOS)");
   po::options_description ac("Actions");
   ac.add_options()
       ("encode", po::value<std::string>()->value_name("FILE"), "JSONL in ('-' = stdin), one line of ids per record out")

@@ -8,6 +8,7 @@
 #include "pack/pretrain_pack.hpp"
 #include "test_util.hpp"
 #include "tok/bpe.hpp"
+#include "tok/bpe_train.hpp"
 #include "tok/regex_split.hpp"
 #include "tok/tokenizer.hpp"
 
@@ -176,4 +177,32 @@ TEST(Pack, PermutationIsDeterministicAndComplete) {
   std::vector<uint64_t> s = p;
   std::sort(s.begin(), s.end());
   for (uint64_t i = 0; i < 1000; ++i) ASSERT_EQ(s[i], i);
+}
+
+// The most frequent pair merges first; the trained file loads and encodes with those merges.
+TEST(BpeTrain, MergesFrequentPairsAndWritesALoadableTokenizer) {
+  TempDir t;
+  tok::BpeTrainOptions o;
+  o.vocab_size = 256 + 3 + 1;  // three merges and <|endoftext|>
+  o.pattern = "gpt2";
+  tok::BpeTrainer tr(o);
+  for (int i = 0; i < 50; ++i) tr.add_text("low lower lowest");
+  EXPECT_EQ(tr.train(), 3u);
+  EXPECT_EQ(tr.vocab_size(), o.vocab_size);
+  tr.write(t / "tokenizer.json", t / "tokenizer_config.json");
+  tok::Tokenizer tk = tok::Tokenizer::load(t / "tokenizer.json");
+  EXPECT_EQ(tk.vocab_size(), o.vocab_size);
+  EXPECT_EQ(*tk.eos_id(), 259u);
+  // " low" is the most frequent piece family: ' '+'l', then ' l'+'o', then ' lo'+'w' (or 'l'+'o'...).
+  std::vector<uint32_t> ids;
+  tk.encode(" low", false, ids);
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(tk.decode(ids), " low");
+  // Deterministic: the same counts give the same file.
+  tok::BpeTrainer again(o);
+  again.add_counts(tr.serialize_counts());
+  again.train();
+  again.write(t / "again.json", t / "again_config.json");
+  std::ifstream a(t / "tokenizer.json"), b(t / "again.json");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {}));
 }

@@ -185,3 +185,29 @@ PY
     assert_equal "$status" 2
     [[ $stderr == *"chat templates is not built yet"* ]] || fail "$stderr"
 }
+
+@test "--train-vocab-size: the trained tokenizer.json loads in HF tokenizers with the same ids, same for 1 and 2 ranks" {
+    run "$BIN/tokenize-pack" --train-vocab-size 600 --mode pretrain "$D"/part-*.jsonl -o "$D/t1" --seq-len 32 --progress off
+    assert_success
+    run "$MPIRUN" -np 2 "$BIN/tokenize-pack" --train-vocab-size 600 --mode pretrain "$D"/part-*.jsonl -o "$D/t2" --seq-len 32 --progress off
+    assert_success
+    cmp "$D/t1/tokenizer.json" "$D/t2/tokenizer.json"
+    "$BIN/tokenize-pack" --tokenizer "$D/t1/tokenizer.json" --encode "$D/part-1.jsonl" > "$D/t-ids.txt"
+    need_venv
+    run "$VENV/bin/python" - "$D" <<'PY'
+import json, sys
+from tokenizers import Tokenizer
+d = sys.argv[1]
+t = Tokenizer.from_file(f"{d}/t1/tokenizer.json")
+texts = [json.loads(l)["text"] for l in open(f"{d}/part-1.jsonl")]
+ours = [[int(x) for x in l.split()] for l in open(f"{d}/t-ids.txt")]
+bad = sum(t.encode(x, add_special_tokens=False).ids != o for x, o in zip(texts, ours))
+assert len(ours) == len(texts) and bad == 0, bad
+assert json.load(open(f"{d}/t1/tokenizer_config.json"))["eos_token"] == "<|endoftext|>"
+print("hf agrees", t.get_vocab_size())
+PY
+    assert_success
+    assert_output --partial "hf agrees"
+    run --separate-stderr "$BIN/tokenize-pack" --train-vocab-size 600 --tokenizer "$TOK" --mode pretrain "$D/part-0.jsonl" -o "$D/t3"
+    assert_equal "$status" 2
+}
