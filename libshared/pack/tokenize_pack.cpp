@@ -16,6 +16,7 @@
 #include "io/safe_output.hpp"
 #include "log/log.hpp"
 #include "pack/preference_pack.hpp"
+#include "pack/sft_pack.hpp"
 #include "tok/bpe_train.hpp"
 #include "pack/pretrain_pack.hpp"
 #include "text/cleanup.hpp"
@@ -199,8 +200,8 @@ int pack(cli::Invocation& inv, tok::Tokenizer* given) {
   auto& ctx = dist::Context::get();
   dist::Communicator& world = ctx.world();
   std::string mode = inv.get<std::string>("mode");
-  if (mode != "pretrain" && mode != "preference")
-    throw UsageError("--mode " + mode + ": not available yet (this build packs: pretrain, preference; sft is planned)");
+  if (mode != "pretrain" && mode != "preference" && mode != "sft")
+    throw UsageError("--mode: invalid value '" + mode + "' (expected pretrain|sft|preference)");
   if (!inv.has("output")) throw UsageError("missing required option '--output' (-o) for --mode");
   if (!inv.has("input")) throw UsageError("no input: name document shards, JSONL files or directories (see --help)");
   PretrainOptions opt;
@@ -302,6 +303,26 @@ int pack(cli::Invocation& inv, tok::Tokenizer* given) {
                     100.0 * g["waste_fraction"].get<double>());
       summary = line;
     }
+  } else if (mode == "sft") {
+    SftOptions so;
+    so.seq_len = opt.seq_len;
+    so.bos = opt.bos;
+    so.skip_bad = opt.skip_bad;
+    so.max_doc_bytes = ro.max_doc_bytes;
+    json total = gather_sum(pack_sft(inputs, owner, t, so, out.temp_path(), inv.effective_options(), world));
+    if (ctx.rank() == 0) {
+      uint64_t samples = total["global"]["samples"].get<uint64_t>(), cap = total["global"]["capacity"].get<uint64_t>();
+      double waste = samples ? static_cast<double>(total["padding_tokens"].get<uint64_t>()) / static_cast<double>(samples * cap) : 0.0;
+      rep.update({{"examples", total["examples"]}, {"truncated_examples", total["truncated"]}, {"tokens", total["tokens"]},
+                  {"target_tokens", total["target_tokens"]}, {"samples", samples}, {"seq_len", opt.seq_len},
+                  {"padding_tokens", total["padding_tokens"]}, {"waste_fraction", waste}, {"bad_records", total["bad_records"]}});
+      char line[256];
+      std::snprintf(line, sizeof line, "%llu examples (%llu truncated) -> %llu samples of %u+1, %.1f%% padding",
+                    static_cast<unsigned long long>(total["examples"].get<uint64_t>()),
+                    static_cast<unsigned long long>(total["truncated"].get<uint64_t>()),
+                    static_cast<unsigned long long>(samples), opt.seq_len, 100.0 * waste);
+      summary = line;
+    }
   } else {
     PreferenceOptions po;
     po.bos = opt.bos;
@@ -379,7 +400,7 @@ cli::ToolSpec tool_spec() {
   ac.add_options()
       ("encode", po::value<std::string>()->value_name("FILE"), "JSONL in ('-' = stdin), one line of ids per record out")
       ("decode", po::value<std::string>()->value_name("FILE"), "lines of ids in ('-' = stdin), JSONL {\"text\"} out")
-      ("mode", po::value<std::string>()->value_name("MODE"), "pack: pretrain | preference");
+      ("mode", po::value<std::string>()->value_name("MODE"), "pack: pretrain | sft | preference");
   po::options_description pk("Packing");
   pk.add_options()
       ("input", po::value<std::vector<std::string>>()->value_name("PATH"), "inputs (positional): shards, JSONL, directories")

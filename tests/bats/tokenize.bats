@@ -99,7 +99,7 @@ PY
     assert_output identical
 }
 
-@test "errors: tokenizer missing or unsupported, bad records, too little data, mode not built, no action" {
+@test "errors: tokenizer missing or unsupported, bad records, too little data, unknown mode, no action" {
     run --separate-stderr "$BIN/tokenize-pack" --encode "$D/part-0.jsonl"
     assert_equal "$status" 2
     [[ $stderr == *"--tokenizer"* ]] || fail "$stderr"
@@ -118,9 +118,9 @@ PY
     assert_equal "$status" 1
     [[ $stderr == *"fewer than one sample"* ]] || fail "$stderr"
     assert_not_exist "$D/o2"
-    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D/bad.jsonl" -o "$D/o3"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode bogus "$D/bad.jsonl" -o "$D/o3"
     assert_equal "$status" 2
-    [[ $stderr == *"not available yet"* ]] || fail "$stderr"
+    [[ $stderr == *"--mode: invalid value 'bogus'"* ]] || fail "$stderr"
     run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK"
     assert_equal "$status" 2
     [[ $stderr == *"exactly one of"* ]] || fail "$stderr"
@@ -210,4 +210,113 @@ PY
     assert_output --partial "hf agrees"
     run --separate-stderr "$BIN/tokenize-pack" --train-vocab-size 600 --tokenizer "$TOK" --mode pretrain "$D/part-0.jsonl" -o "$D/t3"
     assert_equal "$status" 2
+}
+
+@test "sft: best-fit packing of prompt/response and chat examples, loss on responses only, truncation, 1 = 2 ranks" {
+    python3 - "$D" <<'PY'
+import json, random, sys
+d = sys.argv[1]
+random.seed(9)
+words = "the model reads shards and writes tokens über 数据 🙂".split()
+say = lambda n: " ".join(random.choice(words) for _ in range(n))
+exs = []
+for k in range(2):
+    with open(f"{d}/sft-{k}.jsonl", "w") as f:
+        for i in range(40):
+            if i % 3 == 0:
+                ex = {"messages": [{"role": "system", "content": say(3)}, {"role": "user", "content": say(5)},
+                                   {"role": "assistant", "content": say(6)}, {"role": "user", "content": say(2)},
+                                   {"role": "assistant", "content": say(4)}]}
+            else:
+                ex = {"prompt": say(random.randint(1, 12)), "response": say(random.randint(1, 30 if i != 7 else 200))}
+            f.write(json.dumps(ex, ensure_ascii=False) + "\n")
+            exs.append(ex)
+# the texts whose ids make up each example, in order, with their loss flag
+with open(f"{d}/parts-for-sft.jsonl", "w") as f, open(f"{d}/plan-for-sft.json", "w") as g:
+    plan = []
+    for ex in exs:
+        parts = []
+        if "messages" in ex:
+            for m in ex["messages"]:
+                parts.append(("<|" + m["role"] + "|>\n", 0))
+                parts.append((m["content"], int(m["role"] == "assistant")))
+                parts.append(("EOS", 1) if m["role"] == "assistant" else ("\n", 0))
+        else:
+            parts = [(ex["prompt"], 0), (ex["response"], 1), ("EOS", 1)]
+        plan.append(parts)
+        for text, _ in parts:
+            if text != "EOS":
+                f.write(json.dumps({"text": text}) + "\n")
+    json.dump(plan, g)
+PY
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D"/sft-*.jsonl -o "$D/s1" --seq-len 64 --progress off
+    assert_success
+    run "$MPIRUN" -np 2 "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D"/sft-0.jsonl "$D"/sft-1.jsonl -o "$D/s2" --seq-len 64 --progress off
+    assert_success
+    "$BIN/tokenize-pack" --tokenizer "$TOK" --encode "$D/parts-for-sft.jsonl" > "$D/ids-for-sft.txt"
+    need_venv
+    run "$VENV/bin/python" - "$D" <<'PY'
+import bisect, glob, json, sys
+import hdf5plugin, h5py, numpy as np
+d = sys.argv[1]
+eos = json.load(open(f"{d}/tok/tokenizer.json"))["added_tokens"][0]["id"]
+ids = iter([[int(x) for x in l.split()] for l in open(f"{d}/ids-for-sft.txt")])
+cap = 65
+examples, truncated = [], 0
+for parts in json.load(open(f"{d}/plan-for-sft.json")):
+    toks, mask = [], []
+    for text, target in parts:
+        piece = [eos] if text == "EOS" else next(ids)
+        toks += piece
+        mask += [target] * len(piece)
+    if len(toks) > cap:
+        toks, mask, truncated = toks[:cap], mask[:cap], truncated + 1
+    examples.append((toks, mask))
+# best fit in order, as tokenize-pack plans it
+rooms, bins = [], []  # rooms: sorted (room, bin)
+for e, (t, m) in enumerate(examples):
+    i = bisect.bisect_left(rooms, (len(t), -1))
+    if i == len(rooms):
+        b, room = len(bins), cap
+        bins.append([])
+    else:
+        room, b = rooms.pop(i)
+    bins[b].append(e)
+    if room - len(t) > 0:
+        bisect.insort(rooms, (room - len(t), b))
+want_rows, want_masks, want_starts = [], [], []
+for members in bins:
+    row, mrow, starts = [], [], []
+    for e in members:
+        starts.append(len(row))
+        row += examples[e][0]
+        mrow += examples[e][1]
+    want_rows.append(row + [eos] * (cap - len(row)))
+    want_masks.append(mrow + [0] * (cap - len(mrow)))
+    want_starts.append(starts)
+def read(run):
+    rows, masks, starts = [], [], []
+    for f in sorted(glob.glob(f"{d}/{run}/sft-*.h5")):
+        h = h5py.File(f)
+        assert h.attrs["pad_id"] == eos and h.attrs["seq_len"] == cap - 1
+        rows += h["tokens"][...].tolist()
+        masks += h["loss_mask"][...].tolist()
+        o, s = h["segment_start_offsets"][...], h["segment_start_data"][...]
+        starts += [s[o[i]:o[i + 1]].tolist() for i in range(len(o) - 1)]
+    return rows, masks, starts
+got = read("s1")
+assert got[0] == want_rows, "tokens"
+assert got[1] == want_masks, "loss mask"
+assert got[2] == want_starts, "segment starts"
+assert read("s2") == got, "ranks"
+r = json.load(open(f"{d}/s1/report.json"))
+assert (r["examples"], r["truncated_examples"], r["samples"]) == (len(examples), truncated, len(bins)) and truncated >= 1, (r["examples"], r["truncated_examples"], r["samples"], len(examples), truncated, len(bins))
+print("ok", len(examples), "examples in", len(bins), "samples")
+PY
+    assert_success
+    assert_output --partial "ok 80 examples"
+    echo '{"eos_token": "<|endoftext|>", "chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}' > "$D/tok/tokenizer_config.json"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D/sft-0.jsonl" -o "$D/s3" --seq-len 64
+    assert_equal "$status" 2
+    [[ $stderr == *"chat_template (Jinja)"* ]] || fail "$stderr"
 }
