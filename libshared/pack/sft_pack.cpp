@@ -15,6 +15,7 @@
 #include "io/shard.hpp"
 #include "log/progress.hpp"
 #include "text/cleanup.hpp"
+#include "tok/chat_template.hpp"
 
 namespace bellows::pack {
 namespace fs = std::filesystem;
@@ -51,8 +52,8 @@ std::string mask_path(const std::string& dir, int r) { return dir + "/.sft-" + s
 struct Example {
   std::vector<uint32_t> ids;
   std::vector<uint8_t> mask;
-  void add(const tok::Tokenizer& t, std::string_view text, bool target) {
-    t.encode(text, false, ids);
+  void add(const tok::Tokenizer& t, std::string_view text, bool target, bool specials = false) {
+    t.encode(text, specials, ids);
     mask.resize(ids.size(), target ? 1 : 0);
   }
   void add_id(uint32_t id, bool target) {
@@ -93,14 +94,29 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
               const SftOptions& opt, const std::string& outdir, const json& config, dist::Communicator& comm) {
   if (!t.eos_id()) throw UsageError("--tokenizer " + t.path() + ": no EOS token known (give --eos-token)");
   if (opt.bos && !t.bos_id()) throw UsageError("--bos: the tokenizer has no BOS token (give --bos-token)");
+  // The tokenizer's own chat template, when its tokenizer_config.json has one.
+  std::unique_ptr<tok::ChatTemplate> tpl;
+  json tpl_vars = json::object();
   fs::path cfg = fs::path(t.path()).parent_path() / "tokenizer_config.json";
   std::error_code ec;
   if (fs::exists(cfg, ec)) {
     std::ifstream in(cfg);
     json c = json::parse(in, nullptr, false);
-    if (c.is_object() && c.contains("chat_template"))
-      throw UsageError(cfg.string() + " has a chat_template (Jinja), which tokenize-pack cannot render yet; "
-                       "move it aside to use bellows' documented default template");
+    if (c.is_object() && c.contains("chat_template")) {
+      const json& ct = c["chat_template"];
+      std::string src;
+      if (ct.is_string()) src = ct.get<std::string>();
+      else if (ct.is_array())
+        for (const auto& x : ct)
+          if (x.value("name", "") == "default") src = x.value("template", "");
+      if (src.empty()) throw UsageError(cfg.string() + ": chat_template has no default template");
+      tpl = std::make_unique<tok::ChatTemplate>(src, cfg.string());
+      for (const char* k : {"bos_token", "eos_token", "pad_token", "unk_token"})
+        if (c.contains(k)) {
+          const json& v = c[k];
+          tpl_vars[k] = v.is_object() ? json(v.value("content", "")) : v;
+        }
+    }
   }
   const uint32_t cap = opt.seq_len + 1, eos = *t.eos_id();
   json stats = {{"examples", 0}, {"truncated", 0}, {"tokens", 0}, {"target_tokens", 0}, {"bad_records", json::object()}};
@@ -145,7 +161,9 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
       if (opt.bos) ex.add_id(*t.bos_id(), false);
       simdjson::dom::array messages;
       std::string_view prompt, response;
-      if (doc["messages"].get_array().get(messages) == simdjson::SUCCESS) {
+      json conv = json::array();
+      bool is_messages = doc["messages"].get_array().get(messages) == simdjson::SUCCESS;
+      if (is_messages) {
         bool ok = true, any_assistant = false;
         for (simdjson::dom::element m : messages) {
           std::string_view role, content;
@@ -159,12 +177,8 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
             ok = false;
             break;
           }
-          bool assistant = role == "assistant";
-          any_assistant |= assistant;
-          ex.add(t, "<|" + std::string(role) + "|>\n", false);
-          ex.add(t, content, assistant);
-          if (assistant) ex.add_id(eos, true);
-          else ex.add(t, "\n", false);
+          any_assistant |= role == "assistant";
+          conv.push_back({{"role", role}, {"content", content}});
         }
         if (!ok) continue;
         if (!any_assistant) {
@@ -177,12 +191,58 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
           bad("empty_response");
           continue;
         }
-        ex.add(t, prompt, false);
-        ex.add(t, response, true);
-        ex.add_id(eos, true);
+        if (tpl) conv = {{{"role", "user"}, {"content", prompt}}, {{"role", "assistant"}, {"content", response}}};
       } else {
         bad("needs_prompt_and_response_or_messages");
         continue;
+      }
+      if (tpl) {
+        // Render the conversation; an assistant turn is what rendering it adds after the
+        // conversation up to it with add_generation_prompt. Special-token strings the template
+        // writes become their ids.
+        auto render = [&](size_t n, bool gen) {
+          json ctx = tpl_vars;
+          ctx["messages"] = json(std::vector<json>(conv.begin(), conv.begin() + static_cast<long>(n)));
+          ctx["add_generation_prompt"] = gen;
+          return tpl->render(ctx);
+        };
+        std::string full;
+        try {
+          full = render(conv.size(), false);
+        } catch (const RuntimeError& e) {
+          bad("chat_template_error");
+          continue;
+        }
+        size_t done = 0;
+        bool consistent = true;
+        for (size_t m = 0; m < conv.size() && consistent; ++m) {
+          if (conv[m]["role"] != "assistant") continue;
+          std::string before = render(m, true), after = render(m + 1, false);
+          if (full.compare(0, before.size(), before) != 0 || full.compare(0, after.size(), after) != 0 ||
+              after.size() < before.size() || before.size() < done) {
+            consistent = false;
+            break;
+          }
+          ex.add(t, std::string_view(full).substr(done, before.size() - done), false, true);
+          ex.add(t, std::string_view(full).substr(before.size(), after.size() - before.size()), true, true);
+          done = after.size();
+        }
+        if (!consistent)
+          throw UsageError(cfg.string() + ": the chat template does not render conversations as prefixes of longer "
+                           "ones, so assistant turns cannot be found for the loss mask");
+        ex.add(t, std::string_view(full).substr(done), false, true);
+      } else if (is_messages) {
+        for (const auto& m : conv) {
+          bool assistant = m["role"] == "assistant";
+          ex.add(t, "<|" + m["role"].get<std::string>() + "|>\n", false);
+          ex.add(t, m["content"].get<std::string>(), assistant);
+          if (assistant) ex.add_id(eos, true);
+          else ex.add(t, "\n", false);
+        }
+      } else {
+        ex.add(t, prompt, false);
+        ex.add(t, response, true);
+        ex.add_id(eos, true);
       }
       if (ex.ids.size() > cap) {
         ex.ids.resize(cap);

@@ -1,11 +1,14 @@
 // Packing supervised fine-tuning examples (schemas/tokens_sft.json).
 //
 // Input: JSONL with string fields prompt/response, or chat "messages" ([{role, content}], roles
-// system/user/assistant). Chat messages are rendered with bellows' documented default template
-// (a tokenizer's own Jinja chat_template is not rendered yet and is refused, not ignored):
+// system/user/assistant). When the tokenizer's tokenizer_config.json has a chat_template, it is
+// rendered (tok/chat_template.hpp; prompt/response become a user and an assistant message) and
+// the loss covers what each assistant turn adds: the rendering of the conversation up to that
+// turn minus the rendering before it with add_generation_prompt. Without one, bellows' default
+// template is used:
 //     for each message:  "<|{role}|>\n" + content, then "\n" — or EOS after an assistant turn
-// Loss covers the response (prompt/response form) or every assistant content plus its EOS; the
-// rest is masked. Each part is tokenized on its own and the ids concatenated.
+// (prompt/response: prompt, then response + EOS). Loss covers responses / assistant contents and
+// their EOS; the rest is masked. Each part is tokenized on its own and the ids concatenated.
 //
 // Examples longer than seq_len+1 tokens keep their first seq_len+1 tokens (counted; an example
 // left with no target is skipped and counted). Examples are packed into samples of seq_len+1 by

@@ -315,8 +315,88 @@ print("ok", len(examples), "examples in", len(bins), "samples")
 PY
     assert_success
     assert_output --partial "ok 80 examples"
-    echo '{"eos_token": "<|endoftext|>", "chat_template": "{% for m in messages %}{{ m.content }}{% endfor %}"}' > "$D/tok/tokenizer_config.json"
-    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D/sft-0.jsonl" -o "$D/s3" --seq-len 64
+}
+
+@test "sft with the tokenizer's chat template: rendered like jinja2, loss on exactly what each assistant turn adds" {
+    need_venv
+    cp "$REPO_ROOT/tests/python/chat_templates/chatml.jinja" "$D/chatml.jinja"
+    "$VENV/bin/python" - "$D" <<'PY'
+import json, sys
+d = sys.argv[1]
+cfg = {"eos_token": "<|endoftext|>", "chat_template": open(f"{d}/chatml.jinja").read()}
+json.dump(cfg, open(f"{d}/tok/tokenizer_config.json", "w"))
+convs = [{"messages": [{"role": "user", "content": "the model reads"}, {"role": "assistant", "content": "shards über 🙂"},
+                       {"role": "user", "content": "and then"}, {"role": "assistant", "content": "tokens"}]},
+         {"prompt": "which data", "response": "the data"},
+         {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"},
+                       {"role": "assistant", "content": "the cluster waits"}]}]
+with open(f"{d}/chat.jsonl", "w") as f:
+    for c in convs:
+        f.write(json.dumps(c, ensure_ascii=False) + "\n")
+# Expected segments, computed independently with jinja2 as transformers renders chat templates.
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+tpl = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(cfg["chat_template"])
+segs = []
+for c in convs:
+    msgs = c.get("messages") or [{"role": "user", "content": c["prompt"]}, {"role": "assistant", "content": c["response"]}]
+    r = lambda n, g: tpl.render(messages=msgs[:n], add_generation_prompt=g, eos_token="<|endoftext|>")
+    full, done, parts = r(len(msgs), False), 0, []
+    for i, m in enumerate(msgs):
+        if m["role"] == "assistant":
+            b, a = r(i, True), r(i + 1, False)
+            parts += [(full[done:len(b)], 0), (full[len(b):len(a)], 1)]
+            done = len(a)
+    parts.append((full[done:], 0))
+    segs.append(parts)
+json.dump(segs, open(f"{d}/chat-segs.json", "w"))
+with open(f"{d}/chat-seg-texts.jsonl", "w") as f:
+    for parts in segs:
+        for text, _ in parts:
+            f.write(json.dumps({"text": text}) + "\n")
+PY
+    run "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D/chat.jsonl" -o "$D/c1" --seq-len 256 --progress off
+    assert_success
+    "$BIN/tokenize-pack" --tokenizer "$TOK" --allow-special --encode "$D/chat-seg-texts.jsonl" > "$D/chat-seg-ids.txt"
+    run "$VENV/bin/python" - "$D" <<'PY'
+import glob, json, sys
+import hdf5plugin, h5py
+d = sys.argv[1]
+segs = json.load(open(f"{d}/chat-segs.json"))
+ids = iter([[int(x) for x in l.split()] for l in open(f"{d}/chat-seg-ids.txt")])
+want = []
+for parts in segs:
+    t, m = [], []
+    for text, target in parts:
+        piece = next(ids)
+        t += piece
+        m += [target] * len(piece)
+    want.append((t, m))
+h = h5py.File(sorted(glob.glob(f"{d}/c1/sft-*.h5"))[0])
+rows, masks = h["tokens"][...].tolist(), h["loss_mask"][...].tolist()
+o, s = h["segment_start_offsets"][...], h["segment_start_data"][...]
+got = []
+for r in range(len(rows)):
+    st = list(s[o[r]:o[r + 1]])
+    for k, a in enumerate(st):
+        b = st[k + 1] if k + 1 < len(st) else None
+        got.append((rows[r][a:b], masks[r][a:b]))
+# the last example of a row runs into the padding: compare on the expected length
+got_trim = []
+for (gt, gm) in got:
+    for (wt, wm) in want:
+        if gt[:len(wt)] == wt:
+            got_trim.append((gt[:len(wt)], gm[:len(wt)]))
+            break
+    else:
+        got_trim.append((gt, gm))
+assert sorted(map(str, got_trim)) == sorted(map(str, want)), (got_trim, want)
+assert all(sum(m) > 0 for _, m in want)
+print("ok", len(want))
+PY
+    assert_success
+    assert_output "ok 3"
+    echo '{"eos_token": "<|endoftext|>", "chat_template": "{% macro m() %}x{% endmacro %}{{ m() }}"}' > "$D/tok/tokenizer_config.json"
+    run --separate-stderr "$BIN/tokenize-pack" --tokenizer "$TOK" --mode sft "$D/chat.jsonl" -o "$D/c2" --seq-len 64
     assert_equal "$status" 2
-    [[ $stderr == *"chat_template (Jinja)"* ]] || fail "$stderr"
+    [[ $stderr == *"statement 'macro' is not supported"* ]] || fail "$stderr"
 }

@@ -106,3 +106,10 @@ EOF
     assert_line --regexp '^bpe: [0-9]+ documents, 0 encode mismatches, 0 decode mismatches$'
     assert_line --regexp '^unigram: [0-9]+ documents, 0 encode mismatches, 0 decode mismatches$'
 }
+
+@test "chat templates (ChatML, Llama 3, Mistral, Gemma, a multi-line one): rendered exactly as jinja2 renders them" {
+    need_venv
+    run "$VENV/bin/python" "$REPO_ROOT/tests/python/check_chat_templates.py" "$TESTBIN/render-chat-template" "$BATS_TEST_TMPDIR/ct"
+    assert_success
+    assert_line --regexp '^chat templates: [0-9]+ renderings, 0 mismatches$'
+}
