@@ -9,6 +9,7 @@
 #include "test_util.hpp"
 #include "tok/bpe.hpp"
 #include "tok/bpe_train.hpp"
+#include "tok/chat_template.hpp"
 #include "tok/regex_split.hpp"
 #include "tok/tokenizer.hpp"
 
@@ -205,4 +206,24 @@ TEST(BpeTrain, MergesFrequentPairsAndWritesALoadableTokenizer) {
   again.write(t / "again.json", t / "again_config.json");
   std::ifstream a(t / "tokenizer.json"), b(t / "again.json");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {}));
+}
+
+TEST(ChatTemplate, RendersTheCommonConstructs) {
+  tok::ChatTemplate t(
+      "{%- set ns = namespace(n=0) -%}\n"
+      "{% for m in messages %}\n"
+      "  {% set ns.n = ns.n + 1 %}\n"
+      "{{ loop.index }}:{{ m['role'] | upper }}={{ m.content | trim }}{% if not loop.last %}, {% endif %}\n"
+      "{% endfor %}\n"
+      "{{ ns.n }}{{ ' gen' if add_generation_prompt else '' }}{{ bos_token ~ (messages|length) }}\n",
+      "test");
+  nlohmann::json ctx = {{"messages", {{{"role", "user"}, {"content", " a "}}, {{"role", "assistant"}, {"content", "b"}}}},
+                        {"add_generation_prompt", true},
+                        {"bos_token", "<s>"}};
+  EXPECT_EQ(t.render(ctx), "1:USER=a, 2:ASSISTANT=b2 gen<s>2");
+  tok::ChatTemplate raises("{{ raise_exception('no system role') }}", "test");
+  EXPECT_THROW(raises.render(ctx), RuntimeError);
+  EXPECT_THROW(tok::ChatTemplate("{% macro x() %}{% endmacro %}", "test"), UsageError);
+  EXPECT_THROW(tok::ChatTemplate("{{ messages | sum }}", "test").render(ctx), RuntimeError);
+  EXPECT_THROW(tok::ChatTemplate("{% if x %}", "test"), UsageError);
 }
