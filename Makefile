@@ -81,12 +81,13 @@ REQ_HASH := $(shell sha256sum $(PY_REQ) 2>/dev/null | cut -c1-12)
 VENV     ?= $(HOME)/.cache/bellows/venv-$(REQ_HASH)
 SYS_PY   := /usr/bin/python3
 
-.PHONY: all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate
+.PHONY: all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+        bench-venv-tokenize bench-tokenize
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean | bench-curate [BENCH_MB=50 BENCH_ARGS=...]"
+	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean | bench-curate | bench-tokenize [BENCH_MB=50 BENCH_ARGS=...]"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -240,6 +241,26 @@ bench-curate:
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory bench-venv
 	BUILD=$(BUILD) BENCH_VENV=$(BENCH_VENV) bench/curate/run.sh --mb $(BENCH_MB) $(BENCH_ARGS)
+
+BENCH_TOK_REQ  := bench/tokenize/requirements.txt
+BENCH_TOK_VENV ?= $(HOME)/.cache/bellows/bench-venv-$(shell sha256sum $(BENCH_TOK_REQ) 2>/dev/null | cut -c1-12)
+
+bench-venv-tokenize: $(BENCH_TOK_VENV)/.complete
+
+$(BENCH_TOK_VENV)/.complete: $(BENCH_TOK_REQ)
+	@echo "bench-venv-tokenize: $(BENCH_TOK_VENV)"
+	@mkdir -p $(dir $(BENCH_TOK_VENV))
+	@test -x $(BENCH_TOK_VENV)/bin/python || $(SYS_PY) -m venv $(BENCH_TOK_VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(BENCH_TOK_VENV)/bin/pip install -q -r $(BENCH_TOK_REQ)
+	@touch $@
+
+# tokenize-pack vs tiktoken (+ HF tokenizers), one core each, packing overhead, 1 vs 2 MPI ranks;
+# writes bench/tokenize/results.{json,md}. Run on a quiet machine: make bench-tokenize BENCH_MB=50
+bench-tokenize:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory bench-venv-tokenize
+	BUILD=$(BUILD) BENCH_VENV=$(BENCH_TOK_VENV) bench/tokenize/run.sh --mb $(BENCH_MB) $(BENCH_ARGS)
 
 # --- install ---------------------------------------------------------------------------------
 install: all

@@ -65,7 +65,6 @@ def main():
     t1 = time.perf_counter()
     tok.train_from_iterator(docs, trainer, length=len(docs))
     train_s = time.perf_counter() - t1
-    n_ranks = tok.get_vocab_size()
     tok.add_special_tokens([AddedToken(EOS, special=True, normalized=False)])
     eos_id = tok.token_to_id(EOS)
 

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <charconv>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -99,14 +100,16 @@ int encode(const cli::Invocation& inv, const tok::Tokenizer& t) {
     ids.clear();
     t.encode(text, special, ids);
     out.clear();
+    char num[16];
     for (size_t i = 0; i < ids.size(); ++i) {
       if (i) out += ' ';
-      out += std::to_string(ids[i]);
+      auto r = std::to_chars(num, num + sizeof num, ids[i]);
+      out.append(num, r.ptr);
     }
     out += '\n';
-    std::cout << out;
+    if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size()) throw RuntimeError("stdout: write failed");
   }
-  std::cout << std::flush;
+  std::fflush(stdout);
   return kExitOk;
 }
 

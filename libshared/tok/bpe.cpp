@@ -3,6 +3,9 @@
 #include <array>
 #include <queue>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "core/error.hpp"
 
 namespace bellows::tok {
@@ -44,6 +47,8 @@ const ByteLevelTables& tables() {
 
 }  // namespace
 
+size_t BytesHash::operator()(std::string_view s) const noexcept { return XXH3_64bits(s.data(), s.size()); }
+
 const std::string& byte_to_unicode(unsigned char b) { return tables().to_unicode[b]; }
 
 bool unicode_to_bytes(std::string_view token, std::string& out) {
@@ -80,6 +85,9 @@ void BpeModel::finish(const std::string& what) {
     }
     byte_id[b] = it->second;
   }
+  std::vector<std::pair<uint64_t, std::pair<uint32_t, uint32_t>>> entries(merges.begin(), merges.end());
+  pair_table_.build(entries);
+  bytes_table_.build(id_to_bytes);
 }
 
 void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) const {
@@ -89,11 +97,36 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) 
     return;
   }
   if (whole_piece_first) {
-    auto it = bytes_to_id.find(std::string(piece));
-    if (it != bytes_to_id.end()) {
-      out.push_back(it->second);
+    int64_t id = bytes_table_.find(piece);
+    if (id >= 0) {
+      out.push_back(static_cast<uint32_t>(id));
       return;
     }
+  }
+  if (piece.size() <= kShortPiece) {
+    // Short pieces (nearly all of them): the same merge order by repeated scans over a small
+    // array, without the heap and its allocations.
+    uint32_t ids[kShortPiece];
+    size_t m = piece.size();
+    for (size_t i = 0; i < m; ++i) ids[i] = byte_id[static_cast<unsigned char>(piece[i])];
+    for (;;) {
+      uint32_t best = UINT32_MAX, merged = 0;
+      size_t at = m;
+      for (size_t i = 0; i + 1 < m; ++i) {
+        const auto* hit = pair_table_.find(ids[i], ids[i + 1]);
+        if (hit && hit->first < best) {
+          best = hit->first;
+          merged = hit->second;
+          at = i;
+        }
+      }
+      if (at == m) break;
+      ids[at] = merged;
+      for (size_t i = at + 1; i + 1 < m; ++i) ids[i] = ids[i + 1];
+      --m;
+    }
+    out.insert(out.end(), ids, ids + m);
+    return;
   }
   // Parts as a linked list over the bytes; candidate merges in a min-heap of (priority,
   // position), checked against the current list when popped (stale entries are skipped).
@@ -115,8 +148,8 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) 
   auto consider = [&](int64_t i) {
     if (i < 0 || next[static_cast<size_t>(i)] < 0) return;
     uint32_t l = id[static_cast<size_t>(i)], r = id[static_cast<size_t>(next[static_cast<size_t>(i)])];
-    auto it = merges.find((uint64_t{l} << 32) | r);
-    if (it != merges.end()) heap.push({it->second.first, static_cast<uint32_t>(i), l, r});
+    const auto* hit = pair_table_.find(l, r);
+    if (hit) heap.push({hit->first, static_cast<uint32_t>(i), l, r});
   };
   for (size_t i = 0; i + 1 < n; ++i) consider(static_cast<int64_t>(i));
   std::vector<uint8_t> dead(n, 0);
@@ -127,7 +160,7 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) 
     if (dead[i] || next[i] < 0) continue;
     size_t j = static_cast<size_t>(next[i]);
     if (id[i] != c.left || id[j] != c.right) continue;  // stale
-    id[i] = merges.at((uint64_t{c.left} << 32) | c.right).second;
+    id[i] = pair_table_.find(c.left, c.right)->second;
     dead[j] = 1;
     next[i] = next[j];
     if (next[j] >= 0) prev[static_cast<size_t>(next[j])] = static_cast<int64_t>(i);

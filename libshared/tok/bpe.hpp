@@ -7,26 +7,45 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "tok/flat_tables.hpp"
+
 namespace bellows::tok {
+
+// Hash for maps of byte strings that can be searched with a string_view (no temporary string).
+struct BytesHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept;
+};
+template <class V>
+using BytesMap = std::unordered_map<std::string, V, BytesHash, std::equal_to<>>;
 
 struct BpeModel {
   std::vector<std::string> id_to_bytes;               // by id; empty for ids without a BPE token
-  std::unordered_map<std::string, uint32_t> bytes_to_id;
+  BytesMap<uint32_t> bytes_to_id;
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> merges;  // (left<<32|right) -> (priority, merged)
   uint32_t byte_id[256] = {};                          // the token of each single byte
   // A piece that is itself a token is emitted whole before any merging (tiktoken always does
   // this; HF only with ignore_merges, as Llama 3's tokenizer.json sets).
   bool whole_piece_first = false;
 
-  // Checks that every byte has a token; throws UsageError naming `what` otherwise.
+  // Checks that every byte has a token (UsageError naming `what` otherwise) and builds the flat
+  // lookup tables used while encoding; call once the maps above are complete.
   void finish(const std::string& what);
+  int64_t find_bytes(std::string_view s) const { return bytes_table_.find(s); }
+  // Pieces up to this many bytes take the allocation-free merge path.
+  static constexpr size_t kShortPiece = 32;
   // Appends the ids of one pre-tokenised piece.
   void encode_piece(std::string_view piece, std::vector<uint32_t>& out) const;
+
+ private:
+  PairTable pair_table_;
+  BytesTable bytes_table_;
 };
 
 // GPT-2's reversible byte <-> printable code point mapping used by byte-level vocabularies.

@@ -297,7 +297,7 @@ std::optional<uint32_t> Tokenizer::token_id(std::string_view content) const {
   }
   for (const auto& s : specials_)
     if (s.content == content) return s.id;
-  auto it = bpe_.bytes_to_id.find(std::string(content));
+  auto it = bpe_.bytes_to_id.find(content);
   if (it != bpe_.bytes_to_id.end()) return it->second;
   return std::nullopt;
 }
@@ -328,7 +328,14 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<uint32_t>& out) 
       bpe_.encode_piece(p, out);
       continue;
     }
-    auto it = piece_cache_.find(std::string(p));
+    if (bpe_.whole_piece_first) {  // a piece that is a token needs no cache either
+      int64_t id = bpe_.find_bytes(p);
+      if (id >= 0) {
+        out.push_back(static_cast<uint32_t>(id));
+        continue;
+      }
+    }
+    auto it = piece_cache_.find(p);
     if (it == piece_cache_.end()) {
       if (piece_cache_.size() >= kPieceCacheEntries) piece_cache_.clear();
       std::vector<uint32_t> ids;
@@ -341,8 +348,11 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<uint32_t>& out) 
 
 void Tokenizer::encode(std::string_view raw, bool allow_special, std::vector<uint32_t>& out) const {
   std::string valid;
-  text::repair_utf8(raw, valid);
-  std::string_view text = valid;
+  std::string_view text = raw;
+  if (!text::is_valid_utf8(raw)) {  // the common case needs no copy
+    text::repair_utf8(raw, valid);
+    text = valid;
+  }
   if (sp_) {
     // SentencePiece never parses control symbols (<s>, </s>) out of text, allowed or not.
     std::vector<int> ids;

@@ -81,7 +81,7 @@ class Tokenizer {
   std::optional<uint32_t> bos_, eos_;
   // Pieces already encoded: natural text repeats its words (Zipf), so most pieces are found here
   // instead of re-running the merge loop. Bounded; not thread-safe (one Tokenizer per thread).
-  mutable std::unordered_map<std::string, std::vector<uint32_t>> piece_cache_;
+  mutable BytesMap<std::vector<uint32_t>> piece_cache_;
   static constexpr size_t kPieceCacheEntries = 1 << 20;
 };
 
