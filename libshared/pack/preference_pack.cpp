@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "core/error.hpp"
-#include "io/line_reader.hpp"
+#include "pack/jsonl_objects.hpp"
 #include "io/shard.hpp"
 #include "log/progress.hpp"
 #include "text/cleanup.hpp"
@@ -78,38 +78,17 @@ json pack_preference(const std::vector<curate::InputFile>& inputs, const std::ve
   for (size_t i = 0; i < inputs.size(); ++i)
     if (owner[i] == comm.rank()) my_bytes += inputs[i].bytes;
   log::Progress progress("pack pairs", my_bytes, "B");
-  simdjson::dom::parser parser;
-  std::string line, fixed;
+  auto report_bad = [&](const std::string& where, const std::string& reason) {
+    if (!opt.skip_bad) throw RuntimeError(where + ": " + reason + " (use --on-bad-record skip to count and skip such records)");
+    stats["bad_records"][reason] = stats["bad_records"].value(reason, 0) + 1;
+  };
   Pair p;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (owner[i] != comm.rank()) continue;
     if (inputs[i].format != curate::InputFormat::jsonl)
       throw UsageError("input '" + inputs[i].path + "': --mode preference reads JSONL (prompt, chosen, rejected)");
-    io::LineReader lines(inputs[i].path, opt.max_doc_bytes);
-    uint64_t reported = 0;
-    for (;;) {
-      auto st = lines.next(line);
-      if (st == io::LineReader::Status::eof) break;
-      std::string where = inputs[i].path + ":" + std::to_string(lines.line_number());
-      auto bad = [&](const std::string& reason) {
-        if (!opt.skip_bad) throw RuntimeError(where + ": " + reason + " (use --on-bad-record skip to count and skip such records)");
-        stats["bad_records"][reason] = stats["bad_records"].value(reason, 0) + 1;
-      };
-      if (st == io::LineReader::Status::too_long) {
-        bad("line_too_long");
-        continue;
-      }
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      if (!text::is_valid_utf8(line)) {
-        text::repair_utf8(line, fixed);
-        line.swap(fixed);
-      }
-      line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
-      simdjson::dom::element doc;
-      if (parser.parse(line.data(), line.size(), false).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
-        bad("not_a_json_object");
-        continue;
-      }
+    for_each_jsonl_object(inputs[i].path, opt.max_doc_bytes, progress, [&](simdjson::dom::element doc, const std::string& where) {
+      auto bad = [&](const std::string& reason) { report_bad(where, reason); };
       std::string_view prompt, chosen, rejected;
       bool ok = true;
       for (auto [key, slot] : {std::pair{"prompt", &prompt}, std::pair{"chosen", &chosen}, std::pair{"rejected", &rejected}}) {
@@ -128,10 +107,10 @@ json pack_preference(const std::vector<curate::InputFile>& inputs, const std::ve
           break;
         }
       }
-      if (!ok) continue;
+      if (!ok) return;
       if (chosen.empty() || rejected.empty()) {
         bad(chosen.empty() ? "empty_chosen" : "empty_rejected");
-        continue;
+        return;
       }
       p.prompt.clear();
       p.chosen.clear();
@@ -147,10 +126,7 @@ json pack_preference(const std::vector<curate::InputFile>& inputs, const std::ve
       stats["prompt_tokens"] = stats["prompt_tokens"].get<uint64_t>() + p.prompt.size();
       stats["chosen_tokens"] = stats["chosen_tokens"].get<uint64_t>() + p.chosen.size();
       stats["rejected_tokens"] = stats["rejected_tokens"].get<uint64_t>() + p.rejected.size();
-      uint64_t now = lines.file_bytes_read();
-      progress.add(now - reported);
-      reported = now;
-    }
+    }, report_bad);
   }
   progress.finish();
   out.close();

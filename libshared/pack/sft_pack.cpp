@@ -11,7 +11,7 @@
 #include <set>
 
 #include "core/error.hpp"
-#include "io/line_reader.hpp"
+#include "pack/jsonl_objects.hpp"
 #include "io/shard.hpp"
 #include "log/progress.hpp"
 #include "text/cleanup.hpp"
@@ -126,37 +126,16 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
   for (size_t i = 0; i < inputs.size(); ++i)
     if (owner[i] == comm.rank()) my_bytes += inputs[i].bytes;
   log::Progress progress("pack sft", my_bytes, "B");
-  simdjson::dom::parser parser;
-  std::string line, fixed;
+  auto report_bad = [&](const std::string& where, const std::string& reason) {
+    if (!opt.skip_bad) throw RuntimeError(where + ": " + reason + " (use --on-bad-record skip to count and skip such records)");
+    stats["bad_records"][reason] = stats["bad_records"].value(reason, 0) + 1;
+  };
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (owner[i] != comm.rank()) continue;
     if (inputs[i].format != curate::InputFormat::jsonl)
       throw UsageError("input '" + inputs[i].path + "': --mode sft reads JSONL (prompt/response or messages)");
-    io::LineReader lines(inputs[i].path, opt.max_doc_bytes);
-    uint64_t reported = 0;
-    for (;;) {
-      auto st = lines.next(line);
-      if (st == io::LineReader::Status::eof) break;
-      std::string where = inputs[i].path + ":" + std::to_string(lines.line_number());
-      auto bad = [&](const std::string& reason) {
-        if (!opt.skip_bad) throw RuntimeError(where + ": " + reason + " (use --on-bad-record skip to count and skip such records)");
-        stats["bad_records"][reason] = stats["bad_records"].value(reason, 0) + 1;
-      };
-      if (st == io::LineReader::Status::too_long) {
-        bad("line_too_long");
-        continue;
-      }
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      if (!text::is_valid_utf8(line)) {
-        text::repair_utf8(line, fixed);
-        line.swap(fixed);
-      }
-      line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
-      simdjson::dom::element doc;
-      if (parser.parse(line.data(), line.size(), false).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
-        bad("not_a_json_object");
-        continue;
-      }
+    for_each_jsonl_object(inputs[i].path, opt.max_doc_bytes, progress, [&](simdjson::dom::element doc, const std::string& where) {
+      auto bad = [&](const std::string& reason) { report_bad(where, reason); };
       Example ex;
       if (opt.bos) ex.add_id(*t.bos_id(), false);
       simdjson::dom::array messages;
@@ -180,21 +159,21 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
           any_assistant |= role == "assistant";
           conv.push_back({{"role", role}, {"content", content}});
         }
-        if (!ok) continue;
+        if (!ok) return;
         if (!any_assistant) {
           bad("no_assistant_message");
-          continue;
+          return;
         }
       } else if (doc["prompt"].get_string().get(prompt) == simdjson::SUCCESS &&
                  doc["response"].get_string().get(response) == simdjson::SUCCESS) {
         if (response.empty()) {
           bad("empty_response");
-          continue;
+          return;
         }
         if (tpl) conv = {{{"role", "user"}, {"content", prompt}}, {{"role", "assistant"}, {"content", response}}};
       } else {
         bad("needs_prompt_and_response_or_messages");
-        continue;
+        return;
       }
       if (tpl) {
         // Render the conversation; an assistant turn is what rendering it adds after the
@@ -211,7 +190,7 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
           full = render(conv.size(), false);
         } catch (const RuntimeError& e) {
           bad("chat_template_error");
-          continue;
+          return;
         }
         size_t done = 0;
         bool consistent = true;
@@ -253,7 +232,7 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
       for (uint8_t m : ex.mask) targets += m;
       if (targets == 0) {
         bad("no_target_after_truncation");
-        continue;
+        return;
       }
       tok_out.write(ex.ids.data(), ex.ids.size() * sizeof(uint32_t));
       mask_out.write(ex.mask.data(), ex.mask.size());
@@ -261,10 +240,7 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
       stats["examples"] = stats["examples"].get<uint64_t>() + 1;
       stats["tokens"] = stats["tokens"].get<uint64_t>() + ex.ids.size();
       stats["target_tokens"] = stats["target_tokens"].get<uint64_t>() + targets;
-      uint64_t now = lines.file_bytes_read();
-      progress.add(now - reported);
-      reported = now;
-    }
+    }, report_bad);
   }
   progress.finish();
   tok_out.close();
