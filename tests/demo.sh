@@ -5,7 +5,8 @@
 #   1. curate-dedup on a real corpus every Debian machine has: the copyright files and
 #      changelogs under /usr/share/doc (full of duplicated licence texts and maintainer e-mail
 #      addresses), on 2 MPI ranks;
-#   2. shard-inspect on what it wrote.
+#   2. shard-inspect on what it wrote;
+#   3. tokenize-pack: a tokenizer trained on the curated text, pretraining shards packed with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -48,5 +49,21 @@ step "The output shards: kind, provenance, datasets, zstd + Fletcher32 (shard-in
 "$BIN/shard-inspect" "$OUT/curated" | head -16
 "$BIN/shard-inspect" --verify --progress off "$OUT/curated" >/dev/null
 
-step "Done. Output in $OUT/curated"
-echo "Next tools (open issues): tokenize-pack, pretrain, ckpt-convert, lora-tune, dpo-align."
+step "tokenize-pack: train a byte-level BPE tokenizer on the curated documents and pack them for pretraining, 2 ranks"
+tests/mpirun.sh -np 2 "$BIN/tokenize-pack" --train-vocab-size 4096 --mode pretrain "$OUT/curated" -o "$OUT/tokens" \
+    --seq-len 512 --valid-fraction 0.02 --progress off
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(json.dumps({k: r[k] for k in ("documents", "tokens", "samples", "train_samples", "valid_samples", "waste_fraction")}, indent=2))
+print("tokenizer:", r["tokenizer"]["path"].split("/")[-1], "sha256", r["tokenizer"]["sha256"][:16] + "...", "vocab", r["tokenizer"]["vocab_size"])
+' "$OUT/tokens/report.json"
+"$BIN/shard-inspect" --verify --progress off "$OUT/tokens" >/dev/null
+
+step "The same tokenizer, by hand: encode a line and decode it back"
+echo '{"text": "Copyright (C) 2026 The bellows authors <EMAIL>, licensed under the GPL."}' |
+    "$BIN/tokenize-pack" --tokenizer "$OUT/tokens/tokenizer.json" --encode - | tee "$OUT/ids.txt"
+"$BIN/tokenize-pack" --tokenizer "$OUT/tokens/tokenizer.json" --decode "$OUT/ids.txt"
+
+step "Done. Output in $OUT"
+echo "Next tools (open issues): pretrain, ckpt-convert, lora-tune, dpo-align."

@@ -59,11 +59,9 @@ std::vector<InputFile> enumerate_inputs(const std::vector<std::string>& specs, I
         if (!it->is_regular_file(ec)) continue;
         std::string p = it->path().string(), name = it->path().filename().string();
         if (!matches_any(name, include)) continue;
-        // In an earlier run's output directory only the shards are documents: the audit trail
-        // and the JSONL export beside report.json would be read twice or as records.
-        if ((name == "removed.jsonl.zst" || name == "kept.jsonl.zst") &&
-            fs::exists(it->path().parent_path() / "report.json", ec))
-          continue;
+        // In a bellows output directory (it has a report.json) only the shards are documents: the
+        // report, the audit trail and the JSONL export would be read as records, or twice.
+        if (it->path().extension() != ".h5" && fs::exists(it->path().parent_path() / "report.json", ec)) continue;
         // In a directory, take what the format can read: text takes everything.
         InputFormat byname = format_by_name(p);
         if (fmt == InputFormat::text || (fmt == InputFormat::automatic && byname != InputFormat::automatic) ||
