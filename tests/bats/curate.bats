@@ -313,6 +313,12 @@ print(next(d["id"] for d in m["docs"] if d["id"] not in involved))')
     assert_equal "$(zstdcat second/kept.jsonl.zst | md5sum)" "$(zstdcat first/kept.jsonl.zst | md5sum)"
     run --separate-stderr "$CURATE" --input-format docs first/docs-r00000-00000.h5 -o third --progress off
     assert_success
+    # The whole output directory as input: only its shards are read (not report.json, the audit
+    # trail or the export).
+    run --separate-stderr "$CURATE" first -o fourth --export-jsonl --progress off
+    assert_success
+    assert_equal "$(jget fourth/report.json inputs.files)" 1
+    assert_equal "$(zstdcat fourth/kept.jsonl.zst | md5sum)" "$(zstdcat first/kept.jsonl.zst | md5sum)"
 }
 
 # ---- bad input ------------------------------------------------------------------------------
