@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/json_counters.hpp"
 #include "core/signals.hpp"
 #include "core/version.hpp"
 #include "curate/dedup.hpp"
@@ -138,17 +139,6 @@ Options read_options(const cli::Invocation& inv) {
 // Counters as JSON, summed across ranks at the end.
 void bump(json& j, uint64_t n = 1) { j = j.is_null() ? n : j.get<uint64_t>() + n; }
 
-void sum_into(json& acc, const json& add) {
-  if (!acc.is_object()) acc = json::object();
-  for (auto& [k, v] : add.items()) {
-    if (v.is_object()) {
-      if (!acc[k].is_object()) acc[k] = json::object();
-      sum_into(acc[k], v);
-    }
-    else if (v.is_number_float()) acc[k] = acc.value(k, 0.0) + v.get<double>();
-    else if (v.is_number()) acc[k] = (acc.contains(k) ? acc[k].get<uint64_t>() : 0) + v.get<uint64_t>();
-  }
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -510,36 +500,16 @@ int run(cli::Invocation& inv) {
   auto t_start = std::chrono::steady_clock::now();
   auto& ctx = dist::Context::get();
   dist::Communicator& world = ctx.world();
-  // Rank 0 decides the input list (one view of the filesystem) and shares it.
-  std::string listing, problem;
   Options o;
-  if (ctx.rank() == 0) {
-    try {
-      o = read_options(inv);
-      InputFormat fmt = parse_input_format(inv.get<std::string>("input-format"));
-      std::vector<std::string> include;
-      if (inv.has("include")) include = inv.get<std::vector<std::string>>("include");
-      o.inputs = enumerate_inputs(inv.get<std::vector<std::string>>("input"), fmt, include);
-      json l = json::array();
-      for (const auto& f : o.inputs) l.push_back({f.path, static_cast<int>(f.format), f.bytes});
-      listing = l.dump();
-    } catch (const UsageError& e) {
-      problem = e.what();
-    }
-  }
-  problem = world.broadcast_string(problem, 0);
-  if (!problem.empty()) {
-    if (ctx.rank() == 0) throw UsageError(problem);
-    world.barrier();  // rank 0 reports it and ends the job
-    return kExitUsage;
-  }
-  if (ctx.rank() != 0) {
-    o = read_options(inv);
-    for (const auto& f : json::parse(world.broadcast_string("", 0)))
-      o.inputs.push_back({f[0].get<std::string>(), static_cast<InputFormat>(f[1].get<int>()), f[2].get<uint64_t>()});
-  } else {
-    world.broadcast_string(listing, 0);
-  }
+  std::vector<InputFile> inputs = list_inputs_on_root(world, [&] {
+    o = read_options(inv);  // validated on rank 0 first, so a bad option is reported once
+    std::vector<std::string> include;
+    if (inv.has("include")) include = inv.get<std::vector<std::string>>("include");
+    return enumerate_inputs(inv.get<std::vector<std::string>>("input"),
+                            parse_input_format(inv.get<std::string>("input-format")), include);
+  });
+  if (ctx.rank() != 0) o = read_options(inv);
+  o.inputs = std::move(inputs);
   std::vector<int> owner = assign_files(o.inputs, world.size());
   log::info("curate-dedup: " + std::to_string(o.inputs.size()) + " input files on " + std::to_string(world.size()) +
             " rank(s); LSH " + std::to_string(o.lsh.bands) + " bands x " + std::to_string(o.lsh.rows) + " rows of " +

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "io/doc_shard.hpp"
@@ -99,6 +100,32 @@ std::vector<InputFile> enumerate_inputs(const std::vector<std::string>& specs, I
   }
   if ((out.size() >> 23) != 0) throw UsageError("too many input files (more than 2^23); merge them first");
   return out;
+}
+
+std::vector<InputFile> list_inputs_on_root(dist::Communicator& comm, const std::function<std::vector<InputFile>()>& list) {
+  std::vector<InputFile> files;
+  std::string listing, problem;
+  if (comm.rank() == 0) {
+    try {
+      files = list();
+      nlohmann::json l = nlohmann::json::array();
+      for (const auto& f : files) l.push_back({f.path, static_cast<int>(f.format), f.bytes});
+      listing = l.dump();
+    } catch (const UsageError& e) {
+      problem = e.what();
+    }
+  }
+  problem = comm.broadcast_string(problem, 0);
+  if (!problem.empty()) {
+    if (comm.rank() == 0) throw UsageError(problem);
+    comm.barrier();  // rank 0 reports the problem and ends the job
+    throw UsageError(problem);
+  }
+  listing = comm.broadcast_string(listing, 0);
+  if (comm.rank() != 0)
+    for (const auto& f : nlohmann::json::parse(listing))
+      files.push_back({f[0].get<std::string>(), static_cast<InputFormat>(f[1].get<int>()), f[2].get<uint64_t>()});
+  return files;
 }
 
 std::vector<int> assign_files(const std::vector<InputFile>& files, int ranks) {

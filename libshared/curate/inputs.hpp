@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "dist/comm.hpp"
 
 namespace bellows::curate {
 
@@ -23,6 +26,11 @@ struct InputFile {
 // name (fnmatch). Throws UsageError for a spec that matches nothing.
 std::vector<InputFile> enumerate_inputs(const std::vector<std::string>& specs, InputFormat fmt,
                                         const std::vector<std::string>& include);
+
+// Runs `list` on rank 0 only (one view of the filesystem; it may also validate options) and gives
+// its result to every rank. A UsageError from `list` is thrown on rank 0 alone while the other
+// ranks wait for the job to end, so the job reports it once.
+std::vector<InputFile> list_inputs_on_root(dist::Communicator& comm, const std::function<std::vector<InputFile>()>& list);
 
 // Rank owning each file: contiguous blocks balanced by bytes, so ranks own ascending key ranges.
 std::vector<int> assign_files(const std::vector<InputFile>& files, int ranks);

@@ -1,15 +1,11 @@
 #include "pack/pretrain_pack.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "io/raw_file.hpp"
 #include "io/shard.hpp"
 #include "log/log.hpp"
 #include "log/progress.hpp"
@@ -36,50 +32,18 @@ namespace {
 
 std::string stream_path(const std::string& dir, int rank) { return dir + "/.stream-" + std::to_string(rank) + ".u32"; }
 
-class RawWriter {
- public:
-  explicit RawWriter(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
-    if (!f_) throw RuntimeError(path + ": cannot create: " + std::strerror(errno));
-  }
-  ~RawWriter() {
-    if (f_) std::fclose(f_);
-  }
-  void write(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) throw RuntimeError(path_ + ": write failed: " + std::strerror(errno));
-  }
-  void close() {
-    if (f_ && std::fclose(f_) != 0) throw RuntimeError(path_ + ": close failed");
-    f_ = nullptr;
-  }
-
- private:
-  std::string path_;
-  std::FILE* f_;
-};
-
 // Reads global token ranges from the ranks' streams.
 class StreamReader {
  public:
   StreamReader(const std::string& dir, const std::vector<uint64_t>& offsets) : offsets_(offsets) {
-    for (size_t r = 0; r + 1 < offsets.size(); ++r) {
-      std::string p = stream_path(dir, static_cast<int>(r));
-      int fd = ::open(p.c_str(), O_RDONLY);
-      if (fd < 0) throw RuntimeError(p + ": cannot open: " + std::strerror(errno));
-      fds_.push_back(fd);
-      paths_.push_back(p);
-    }
-  }
-  ~StreamReader() {
-    for (int fd : fds_) ::close(fd);
+    for (size_t r = 0; r + 1 < offsets.size(); ++r) files_.emplace_back(stream_path(dir, static_cast<int>(r)));
   }
   // tokens [begin, begin+n) of the global stream
   void read(uint64_t begin, uint64_t n, uint32_t* out) const {
     while (n > 0) {
       size_t r = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), begin) - offsets_.begin()) - 1;
-      uint64_t local = begin - offsets_[r], take = std::min(n, offsets_[r + 1] - begin);
-      size_t bytes = take * sizeof(uint32_t);
-      ssize_t got = ::pread(fds_[r], out, bytes, static_cast<off_t>(local * sizeof(uint32_t)));
-      if (got != static_cast<ssize_t>(bytes)) throw RuntimeError(paths_[r] + ": short read");
+      uint64_t take = std::min(n, offsets_[r + 1] - begin);
+      files_[r].read_at(out, take * sizeof(uint32_t), (begin - offsets_[r]) * sizeof(uint32_t));
       out += take;
       begin += take;
       n -= take;
@@ -88,8 +52,7 @@ class StreamReader {
 
  private:
   std::vector<uint64_t> offsets_;
-  std::vector<int> fds_;
-  std::vector<std::string> paths_;
+  std::vector<io::RawFileReader> files_;
 };
 
 }  // namespace
@@ -103,7 +66,7 @@ json pack_pretrain(const std::vector<curate::InputFile>& inputs, const std::vect
   json stats = {{"documents", 0}, {"tokens", 0}, {"bad_records", json::object()}};
 
   // 1. Tokenize this rank's documents into its stream; remember where each document starts.
-  RawWriter stream(stream_path(outdir, comm.rank()));
+  io::RawFileWriter stream(stream_path(outdir, comm.rank()));
   std::vector<uint64_t> doc_starts;  // local stream offsets
   uint64_t local = 0, my_bytes = 0;
   for (size_t i = 0; i < inputs.size(); ++i)
@@ -162,7 +125,6 @@ json pack_pretrain(const std::vector<curate::InputFile>& inputs, const std::vect
   StreamReader streams(outdir, offsets);
   io::Provenance prov{"tokenize-pack", config, {}};
   for (const auto& f : inputs) prov.inputs.push_back(f.path);
-  uint64_t written = 0;
   std::vector<uint32_t> sample(L + 1);
   for (const char* split : {"train", "valid"}) {
     uint64_t first = std::string(split) == "valid" ? 0 : n_valid;
@@ -194,12 +156,10 @@ json pack_pretrain(const std::vector<curate::InputFile>& inputs, const std::vect
       w.set_attr("bos_id", opt.bos ? int64_t{*tokenizer.bos_id()} : int64_t{-1});
       w.close();
       pos += n;
-      written += n;
     }
   }
   comm.barrier();  // every writer is done with every stream
   fs::remove(stream_path(outdir, comm.rank()));
-  stats["samples_written"] = written;
   if (comm.rank() == 0) {
     stats["global"] = {{"tokens", total}, {"samples", n_samples}, {"train_samples", n_samples - n_valid},
                        {"valid_samples", n_valid},

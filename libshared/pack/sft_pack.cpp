@@ -1,8 +1,6 @@
 #include "pack/sft_pack.hpp"
 
-#include <fcntl.h>
 #include <simdjson.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "pack/jsonl_objects.hpp"
+#include "io/raw_file.hpp"
 #include "io/shard.hpp"
 #include "log/progress.hpp"
 #include "text/cleanup.hpp"
@@ -62,32 +61,6 @@ struct Example {
   }
 };
 
-class FileOut {
- public:
-  explicit FileOut(const std::string& p) : p_(p), f_(std::fopen(p.c_str(), "wb")) {
-    if (!f_) throw RuntimeError(p + ": cannot create: " + std::strerror(errno));
-  }
-  ~FileOut() {
-    if (f_) std::fclose(f_);
-  }
-  void write(const void* d, size_t n) {
-    if (n && std::fwrite(d, 1, n, f_) != n) throw RuntimeError(p_ + ": write failed");
-  }
-  void close() {
-    if (f_ && std::fclose(f_) != 0) throw RuntimeError(p_ + ": close failed");
-    f_ = nullptr;
-  }
-
- private:
-  std::string p_;
-  std::FILE* f_;
-};
-
-void pread_all(const std::string& path, int fd, void* out, size_t bytes, uint64_t offset) {
-  ssize_t got = ::pread(fd, out, bytes, static_cast<off_t>(offset));
-  if (got != static_cast<ssize_t>(bytes)) throw RuntimeError(path + ": short read");
-}
-
 }  // namespace
 
 json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<int>& owner, const tok::Tokenizer& t,
@@ -120,7 +93,7 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
   }
   const uint32_t cap = opt.seq_len + 1, eos = *t.eos_id();
   json stats = {{"examples", 0}, {"truncated", 0}, {"tokens", 0}, {"target_tokens", 0}, {"bad_records", json::object()}};
-  FileOut tok_out(tokens_path(outdir, comm.rank())), mask_out(mask_path(outdir, comm.rank()));
+  io::RawFileWriter tok_out(tokens_path(outdir, comm.rank())), mask_out(mask_path(outdir, comm.rank()));
   std::vector<uint32_t> lengths;  // of this rank's examples, in order
   uint64_t my_bytes = 0;
   for (size_t i = 0; i < inputs.size(); ++i)
@@ -272,14 +245,10 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
   std::vector<std::vector<uint64_t>> members(n_bins);
   for (size_t e = 0; e < bin_of.size(); ++e) members[bin_of[e]].push_back(e);
 
-  std::vector<int> tfd, mfd;
-  std::vector<std::string> tpath, mpath;
+  std::vector<io::RawFileReader> tok_in, mask_in;
   for (size_t r = 0; r < all.size(); ++r) {
-    tpath.push_back(tokens_path(outdir, static_cast<int>(r)));
-    mpath.push_back(mask_path(outdir, static_cast<int>(r)));
-    tfd.push_back(::open(tpath.back().c_str(), O_RDONLY));
-    mfd.push_back(::open(mpath.back().c_str(), O_RDONLY));
-    if (tfd.back() < 0 || mfd.back() < 0) throw RuntimeError(tpath.back() + ": cannot open work stream");
+    tok_in.emplace_back(tokens_path(outdir, static_cast<int>(r)));
+    mask_in.emplace_back(mask_path(outdir, static_cast<int>(r)));
   }
   io::Provenance prov{"tokenize-pack", config, {}};
   for (const auto& f : inputs) prov.inputs.push_back(f.path);
@@ -304,9 +273,8 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
       uint32_t at = 0;
       for (uint64_t e : members[b]) {
         const Ex& x = table[e];
-        pread_all(tpath[static_cast<size_t>(x.rank)], tfd[static_cast<size_t>(x.rank)], row.data() + at, x.len * sizeof(uint32_t),
-                  x.offset * sizeof(uint32_t));
-        pread_all(mpath[static_cast<size_t>(x.rank)], mfd[static_cast<size_t>(x.rank)], mrow.data() + at, x.len, x.offset);
+        tok_in[static_cast<size_t>(x.rank)].read_at(row.data() + at, x.len * sizeof(uint32_t), x.offset * sizeof(uint32_t));
+        mask_in[static_cast<size_t>(x.rank)].read_at(mrow.data() + at, x.len, x.offset);
         starts.push_back(at);
         at += x.len;
       }
@@ -324,8 +292,8 @@ json pack_sft(const std::vector<curate::InputFile>& inputs, const std::vector<in
     w.close();
     pos += n;
   }
-  for (int fd : tfd) ::close(fd);
-  for (int fd : mfd) ::close(fd);
+  tok_in.clear();
+  mask_in.clear();
   comm.barrier();
   fs::remove(tokens_path(outdir, comm.rank()));
   fs::remove(mask_path(outdir, comm.rank()));

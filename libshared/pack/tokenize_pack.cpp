@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/json_counters.hpp"
 #include "core/version.hpp"
 #include "curate/inputs.hpp"
 #include "dist/context.hpp"
@@ -222,30 +223,10 @@ int pack(cli::Invocation& inv, tok::Tokenizer* given) {
   ro.text_key = inv.get<std::string>("text-key");
   ro.max_doc_bytes = inv.get<size_t>("max-doc-bytes");
 
-  // Rank 0 lists the inputs once and shares the list (same view for every rank).
-  std::string listing, problem;
-  std::vector<curate::InputFile> inputs;
-  if (ctx.rank() == 0) {
-    try {
-      inputs = curate::enumerate_inputs(inv.get<std::vector<std::string>>("input"),
-                                        curate::parse_input_format(inv.get<std::string>("input-format")), {});
-      json l = json::array();
-      for (const auto& f : inputs) l.push_back({f.path, static_cast<int>(f.format), f.bytes});
-      listing = l.dump();
-    } catch (const UsageError& e) {
-      problem = e.what();
-    }
-  }
-  problem = world.broadcast_string(problem, 0);
-  if (!problem.empty()) {
-    if (ctx.rank() == 0) throw UsageError(problem);
-    world.barrier();
-    return kExitUsage;
-  }
-  listing = world.broadcast_string(listing, 0);
-  if (ctx.rank() != 0)
-    for (const auto& f : json::parse(listing))
-      inputs.push_back({f[0].get<std::string>(), static_cast<curate::InputFormat>(f[1].get<int>()), f[2].get<uint64_t>()});
+  std::vector<curate::InputFile> inputs = curate::list_inputs_on_root(world, [&] {
+    return curate::enumerate_inputs(inv.get<std::vector<std::string>>("input"),
+                                    curate::parse_input_format(inv.get<std::string>("input-format")), {});
+  });
   std::vector<int> owner = curate::assign_files(inputs, world.size());
 
   auto t0 = std::chrono::steady_clock::now();
@@ -266,25 +247,12 @@ int pack(cli::Invocation& inv, tok::Tokenizer* given) {
                              {"eos_id", t.eos_id() ? json(*t.eos_id()) : json()},
                              {"bos_id", opt.bos && t.bos_id() ? json(*t.bos_id()) : json()}}}};
   // Per-rank counters summed; "global" (rank 0's view of the whole run) taken as is.
-  auto gather_sum = [&](const json& mine) {
+  auto gather_sum = [&](json mine) {
+    json global = mine.contains("global") ? mine["global"] : json();
+    mine.erase("global");
     json total = json::object();
-    std::vector<std::string> all = world.gather(mine.dump(), 0);
-    for (const auto& str : all) {
-      json j = json::parse(str);
-      for (auto& [k, v] : j.items()) {
-        if (k == "global") continue;
-        if (v.is_object()) {
-          if (!total[k].is_object()) total[k] = json::object();
-          for (auto& [k2, v2] : v.items()) total[k][k2] = total[k].value(k2, uint64_t{0}) + v2.get<uint64_t>();
-        } else if (v.is_number()) {
-          total[k] = total.value(k, uint64_t{0}) + v.get<uint64_t>();
-        }
-      }
-    }
-    if (!all.empty()) {
-      json first = json::parse(all[0]);
-      if (first.contains("global")) total["global"] = first["global"];
-    }
+    for (const auto& str : world.gather(mine.dump(), 0)) sum_into(total, json::parse(str));
+    if (!global.is_null()) total["global"] = global;
     return total;
   };
   std::string summary;

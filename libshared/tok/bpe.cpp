@@ -88,6 +88,9 @@ void BpeModel::finish(const std::string& what) {
   std::vector<std::pair<uint64_t, std::pair<uint32_t, uint32_t>>> entries(merges.begin(), merges.end());
   pair_table_.build(entries);
   bytes_table_.build(id_to_bytes);
+  // The flat tables hold the same information from now on: do not keep two copies.
+  merges = {};
+  bytes_to_id = {};
 }
 
 void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) const {

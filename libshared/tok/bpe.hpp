@@ -27,6 +27,7 @@ using BytesMap = std::unordered_map<std::string, V, BytesHash, std::equal_to<>>;
 
 struct BpeModel {
   std::vector<std::string> id_to_bytes;               // by id; empty for ids without a BPE token
+  // Filled by the loaders; finish() moves them into the flat tables and empties them.
   BytesMap<uint32_t> bytes_to_id;
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> merges;  // (left<<32|right) -> (priority, merged)
   uint32_t byte_id[256] = {};                          // the token of each single byte

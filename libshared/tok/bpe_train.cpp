@@ -81,10 +81,12 @@ size_t BpeTrainer::train() {
     int64_t count;
     uint64_t pair;
   };
-  auto bytes_of = [&](uint64_t p) { return std::make_pair(tokens_[p >> 32], tokens_[p & 0xFFFFFFFFu]); };
   auto less = [&](const Entry& x, const Entry& y) {
     if (x.count != y.count) return x.count < y.count;
-    return bytes_of(x.pair) > bytes_of(y.pair);
+    // Compared in place: the heap compares often, copying the token strings would dominate.
+    const std::string &xl = tokens_[x.pair >> 32], &yl = tokens_[y.pair >> 32];
+    if (xl != yl) return xl > yl;
+    return tokens_[x.pair & 0xFFFFFFFFu] > tokens_[y.pair & 0xFFFFFFFFu];
   };
   std::priority_queue<Entry, std::vector<Entry>, decltype(less)> heap(less);
   for (const auto& [p, c] : pair_count) heap.push({c, p});

@@ -86,6 +86,8 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
   if (!fs::is_regular_file(path, ec)) throw UsageError("--tokenizer: '" + path + "' does not exist or is not a file");
   std::string content = read_file(path);
   t.sha256_ = sha256_hex(content);
+  json config;  // tokenizer_config.json beside a tokenizer.json, when there is one
+  std::string config_path;
   size_t first = content.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && content[first] == '{') {
     t.kind_ = "tokenizer.json";
@@ -202,23 +204,15 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
                          "' uses lstrip/rstrip/single_word, which is not supported");
       t.specials_.push_back({a.at("content").get<std::string>(), a.at("id").get<uint32_t>(), a.value("special", false)});
     }
-    // BOS/EOS from tokenizer_config.json beside the file.
+    // BOS/EOS from tokenizer_config.json beside the file (resolved once the vocabulary is final).
     fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
     if (fs::exists(cfg, ec)) {
-      json c;
       try {
-        c = json::parse(read_file(cfg.string()));
+        config = json::parse(read_file(cfg.string()));
       } catch (const json::exception& e) {
         throw UsageError(cfg.string() + ": not valid JSON: " + e.what());
       }
-      for (auto [key, slot] : {std::pair{"bos_token", &t.bos_}, std::pair{"eos_token", &t.eos_}}) {
-        if (!c.contains(key)) continue;
-        auto s = special_of(c[key]);
-        if (!s) continue;
-        auto id = t.token_id(*s);
-        if (!id) throw UsageError(cfg.string() + ": " + key + " '" + *s + "' is not a token of " + path);
-        *slot = *id;
-      }
+      config_path = cfg.string();
     }
   } else if (!looks_like_tiktoken(content)) {
     // A SentencePiece model is a binary protobuf: let the library judge it.
@@ -278,6 +272,14 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
     t.specials_ = opt.extra_specials;
   }
   t.bpe_.finish(path);
+  for (auto [key, slot] : {std::pair{"bos_token", &t.bos_}, std::pair{"eos_token", &t.eos_}}) {
+    if (!config.is_object() || !config.contains(key)) continue;
+    auto s = special_of(config[key]);
+    if (!s) continue;
+    auto id = t.token_id(*s);
+    if (!id) throw UsageError(config_path + ": " + key + " '" + *s + "' is not a token of " + path);
+    *slot = *id;
+  }
   t.vocab_size_ = static_cast<uint32_t>(t.bpe_.id_to_bytes.size());
   for (const auto& s : t.specials_) {
     t.vocab_size_ = std::max(t.vocab_size_, s.id + 1);
@@ -297,8 +299,8 @@ std::optional<uint32_t> Tokenizer::token_id(std::string_view content) const {
   }
   for (const auto& s : specials_)
     if (s.content == content) return s.id;
-  auto it = bpe_.bytes_to_id.find(content);
-  if (it != bpe_.bytes_to_id.end()) return it->second;
+  int64_t id = bpe_.find_bytes(content);
+  if (id >= 0) return static_cast<uint32_t>(id);
   return std::nullopt;
 }
 
