@@ -49,6 +49,29 @@ TEST(Cleanup, RepairsInvalidUtf8AndCountsIt) {
   EXPECT_FALSE(is_valid_utf8("\xff"));
 }
 
+// The SIMD validator against the byte-by-byte reference, on random byte strings biased towards
+// the edges (lead bytes, continuations, overlongs, surrogates, past U+10FFFF) and long ASCII runs.
+TEST(Cleanup, FastUtf8ValidationEqualsReference) {
+  const unsigned char edges[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+                                 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+  uint64_t state = 7;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  size_t valid = 0;
+  for (int round = 0; round < 200000; ++round) {
+    std::string s(next() % 6 == 0 ? next() % 70 : 0, 'x');  // ASCII runs move the edges across SIMD blocks
+    size_t len = next() % 8;
+    for (size_t i = 0; i < len; ++i) s += static_cast<char>(edges[next() % sizeof edges]);
+    if (next() % 2) s += std::string(next() % 70, 'y');
+    bool want = is_valid_utf8_reference(s);
+    ASSERT_EQ(is_valid_utf8(s), want) << round;
+    valid += want;
+  }
+  EXPECT_GT(valid, 10000u);
+}
+
 TEST(Cleanup, NfcComposes) {
   EXPECT_EQ(to_nfc("e\xCC\x81"), "\xC3\xA9");       // e + COMBINING ACUTE -> é
   EXPECT_EQ(to_nfc("Ae\xCC\x81z"), "A\xC3\xA9z");

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -87,6 +88,79 @@ TEST(RegexSplit, Cl100kAndGpt2Pieces) {
   g2.split("Hello world's 12345  x", true, p);
   EXPECT_EQ(p, (std::vector<std::string_view>{"Hello", " world", "'s", " 12345", " ", " x"}));
   EXPECT_THROW(tok::RegexSplitter("(unclosed", "f.json"), UsageError);
+}
+
+// The cl100k ASCII scanner must split exactly as PCRE2 does: random strings over an alphabet of
+// the characters where the pattern's alternatives meet (contractions and their case variants,
+// U+017F that folds to 's', letters and digits beyond ASCII, non-ASCII spaces, newlines, marks).
+TEST(RegexSplit, Cl100kAsciiScannerEqualsPcre2) {
+  tok::RegexSplitter fast(tok::kPatternCl100k, "test", true);
+  tok::RegexSplitter pcre(tok::kPatternCl100k, "test", false);
+  const std::vector<std::string> alphabet = {
+      "a", "Z", "s", "S", "t", "r", "e", "v", "l", "L", "m", "d", "D", "'", "'", "0", "7", " ", " ", " ",
+      "\t", "\n", "\r", "\v", "\f", "!", "(", ".", "-", "/", "\x01", "\x7f", "\xC3\xA9" /* é */,
+      "\xC5\xBF" /* ſ */, "\xC2\xA0" /* NBSP */, "\xE3\x80\x80" /* ideographic space */,
+      "\xE2\x80\xA8" /* line separator */, "\xC2\x85" /* NEL */, "\xD9\xA3" /* Arabic-Indic 3 */,
+      "\xE4\xB8\xAD" /* 中 */, "\xF0\x9F\x99\x82" /* emoji */, "\xCC\x81" /* combining acute */,
+      "\xE2\x80\x94" /* em dash */, "\xC2\xB2" /* superscript 2 */};
+  uint64_t state = 42;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  std::vector<std::string_view> a, b;
+  size_t compared = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    size_t len = next() % 24;
+    for (size_t i = 0; i < len; ++i) text += alphabet[next() % alphabet.size()];
+    a.clear();
+    b.clear();
+    fast.split(text, true, a);
+    pcre.split(text, true, b);
+    ASSERT_EQ(a, b) << "text: " << text;
+    compared += a.size();
+  }
+  EXPECT_GT(compared, 100000u);
+}
+
+// The fast merge paths (two-byte table, short pieces on the stack, long pieces on a heap) give
+// the reference's ids: a random vocabulary over a four-letter alphabet, so that long pieces go
+// through hundreds of merges, in both merge rules (HF merges list, tiktoken whole piece first).
+TEST(Bpe, FastPathsEqualTheReference) {
+  uint64_t state = 3;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  for (bool whole_first : {false, true}) {
+    tok::BpeModel m;
+    for (int b = 0; b < 256; ++b) m.id_to_bytes.push_back(std::string(1, static_cast<char>(b)));
+    std::vector<uint32_t> pool = {'a', 'b', 'c', 'd'};
+    std::set<std::string> seen;
+    for (uint32_t rank = 0; rank < 400; ++rank) {
+      uint32_t l = pool[next() % pool.size()], r = pool[next() % pool.size()];
+      std::string bytes = m.id_to_bytes[l] + m.id_to_bytes[r];
+      if (bytes.size() > 12 || !seen.insert(bytes).second) continue;
+      auto id = static_cast<uint32_t>(m.id_to_bytes.size());
+      m.id_to_bytes.push_back(bytes);
+      m.merges.push_back({(uint64_t{l} << 32) | r, {rank, id}});
+      pool.push_back(id);
+    }
+    m.whole_piece_first = whole_first;
+    m.finish("test");
+    std::vector<uint32_t> fast, ref;
+    for (int round = 0; round < 3000; ++round) {
+      size_t len = round < 600 ? 1 + round % 3 : 1 + next() % 300;  // two-byte, short and heap paths
+      std::string piece;
+      for (size_t i = 0; i < len; ++i) piece += "abcd "[next() % 5];
+      fast.clear();
+      ref.clear();
+      m.encode_piece(piece, fast);
+      m.encode_piece_reference(piece, ref);
+      ASSERT_EQ(fast, ref) << "piece '" << piece << "' whole_piece_first " << whole_first;
+    }
+  }
 }
 
 TEST(Bpe, MergesInPriorityOrderLeftmostFirst) {

@@ -25,6 +25,8 @@ struct CleanupResult {
 // were.
 uint64_t repair_utf8(std::string_view in, std::string& out);
 bool is_valid_utf8(std::string_view s);
+// The same, byte by byte: the plain reference the fast one is tested against.
+bool is_valid_utf8_reference(std::string_view s);
 
 // NFC of valid UTF-8. Text made only of code points that NFC never changes or combines (ASCII,
 // Latin-1, most Latin, Cyrillic, Hebrew and Arabic letters, CJK, kana, Hangul syllables, emoji)

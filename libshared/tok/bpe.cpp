@@ -75,28 +75,82 @@ bool unicode_to_bytes(std::string_view token, std::string& out) {
   return true;
 }
 
+void BpeModel::index_tokens() {
+  bytes_table_.build(id_to_bytes);
+  indexed_ = true;
+}
+
 void BpeModel::finish(const std::string& what) {
+  if (!indexed_) index_tokens();
   for (int b = 0; b < 256; ++b) {
-    auto it = bytes_to_id.find(std::string(1, static_cast<char>(b)));
-    if (it == bytes_to_id.end()) {
+    const char byte = static_cast<char>(b);
+    int64_t id = bytes_table_.find(std::string_view(&byte, 1));
+    if (id < 0) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "0x%02X", b);
       throw UsageError(what + ": the vocabulary has no token for byte " + hex + " (byte-level BPE needs all 256)");
     }
-    byte_id[b] = it->second;
+    byte_id[b] = static_cast<uint32_t>(id);
   }
-  std::vector<std::pair<uint64_t, std::pair<uint32_t, uint32_t>>> entries(merges.begin(), merges.end());
-  pair_table_.build(entries);
-  bytes_table_.build(id_to_bytes);
-  // The flat tables hold the same information from now on: do not keep two copies.
+  pair_table_.build(merges);
+  // Every two-byte piece, encoded once: they are common (" a", ". ", "\n\n") and each would
+  // otherwise cost a lookup in a table of megabytes.
+  two_bytes_.clear();  // encode_piece below must merge, not read the table being built
+  std::vector<uint32_t> table(65536, kTwoByteIds), ids;
+  for (uint32_t v = 0; v < 65536; ++v) {
+    const char pair[2] = {static_cast<char>(v >> 8), static_cast<char>(v & 0xFF)};
+    ids.clear();
+    encode_piece(std::string_view(pair, 2), ids);
+    if (ids.size() == 1) table[v] = ids[0];
+  }
+  two_bytes_ = std::move(table);
+  // The flat table holds the same information from now on: do not keep two copies.
   merges = {};
-  bytes_to_id = {};
+}
+
+void BpeModel::encode_piece_reference(std::string_view piece, std::vector<uint32_t>& out) const {
+  if (whole_piece_first && !piece.empty()) {
+    int64_t id = bytes_table_.find(piece);
+    if (id >= 0) {
+      out.push_back(static_cast<uint32_t>(id));
+      return;
+    }
+  }
+  std::vector<uint32_t> ids;
+  for (char c : piece) ids.push_back(byte_id[static_cast<unsigned char>(c)]);
+  for (;;) {
+    uint32_t best = UINT32_MAX, merged = 0;
+    size_t at = ids.size();
+    for (size_t i = 0; i + 1 < ids.size(); ++i) {
+      const auto* hit = pair_table_.find(ids[i], ids[i + 1]);
+      if (hit && hit->first < best) {
+        best = hit->first;
+        merged = hit->second;
+        at = i;
+      }
+    }
+    if (at == ids.size()) break;
+    ids[at] = merged;
+    ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  out.insert(out.end(), ids.begin(), ids.end());
 }
 
 void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) const {
   if (piece.empty()) return;
   if (piece.size() == 1) {
     out.push_back(byte_id[static_cast<unsigned char>(piece[0])]);
+    return;
+  }
+  if (piece.size() == 2 && !two_bytes_.empty()) {
+    const auto b0 = static_cast<unsigned char>(piece[0]), b1 = static_cast<unsigned char>(piece[1]);
+    const uint32_t id = two_bytes_[(b0 << 8) | b1];
+    if (id != kTwoByteIds) {
+      out.push_back(id);
+    } else {
+      out.push_back(byte_id[b0]);
+      out.push_back(byte_id[b1]);
+    }
     return;
   }
   if (whole_piece_first) {
@@ -107,26 +161,39 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<uint32_t>& out) 
     }
   }
   if (piece.size() <= kShortPiece) {
-    // Short pieces (nearly all of them): the same merge order by repeated scans over a small
-    // array, without the heap and its allocations.
-    uint32_t ids[kShortPiece];
+    // Short pieces (nearly all of them): the same merge order over small arrays, without the
+    // heap and its allocations. Each adjacent pair's (priority, merged id) is looked up once and
+    // kept; a merge only changes the two pairs around it, so only those are looked up again
+    // (the table is megabytes: lookups are the cost, the scans for the minimum are not).
+    uint32_t ids[kShortPiece];       // [m] the current parts
+    uint32_t priority[kShortPiece];  // [m - 1] of the pair (i, i + 1); UINT32_MAX: no merge
+    uint32_t merged[kShortPiece];    // [m - 1] the id that pair merges into
     size_t m = piece.size();
     for (size_t i = 0; i < m; ++i) ids[i] = byte_id[static_cast<unsigned char>(piece[i])];
+    auto look = [&](size_t i) {
+      const auto* hit = pair_table_.find(ids[i], ids[i + 1]);
+      priority[i] = hit ? hit->first : UINT32_MAX;
+      merged[i] = hit ? hit->second : 0;
+    };
+    for (size_t i = 0; i + 1 < m; ++i) look(i);
     for (;;) {
-      uint32_t best = UINT32_MAX, merged = 0;
+      uint32_t best = UINT32_MAX;
       size_t at = m;
-      for (size_t i = 0; i + 1 < m; ++i) {
-        const auto* hit = pair_table_.find(ids[i], ids[i + 1]);
-        if (hit && hit->first < best) {
-          best = hit->first;
-          merged = hit->second;
+      for (size_t i = 0; i + 1 < m; ++i)
+        if (priority[i] < best) {  // strictly less: the leftmost of equal priorities
+          best = priority[i];
           at = i;
         }
-      }
       if (at == m) break;
-      ids[at] = merged;
-      for (size_t i = at + 1; i + 1 < m; ++i) ids[i] = ids[i + 1];
+      ids[at] = merged[at];
+      for (size_t i = at + 1; i + 1 < m; ++i) {
+        ids[i] = ids[i + 1];
+        priority[i] = priority[i + 1];
+        merged[i] = merged[i + 1];
+      }
       --m;
+      if (at > 0) look(at - 1);
+      if (at + 1 < m) look(at);
     }
     out.insert(out.end(), ids, ids + m);
     return;

@@ -1,5 +1,7 @@
 #include "tok/tokenizer.hpp"
 
+#include <charconv>
+
 #include <algorithm>
 #include <cctype>
 #include <deque>
@@ -170,8 +172,8 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
       uint32_t id = idj.get<uint32_t>();
       if (t.bpe_.id_to_bytes.size() <= id) t.bpe_.id_to_bytes.resize(id + 1);
       t.bpe_.id_to_bytes[id] = bytes;
-      t.bpe_.bytes_to_id[bytes] = id;
     }
+    t.bpe_.index_tokens();
     const json& merges = m.at("merges");
     std::string lb, rb;
     for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -191,12 +193,12 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
       }
       if (!unicode_to_bytes(l, lb) || !unicode_to_bytes(r, rb))
         throw UsageError(path + ": merge " + std::to_string(rank) + " has a token outside the byte-level alphabet");
-      auto li = t.bpe_.bytes_to_id.find(lb), ri = t.bpe_.bytes_to_id.find(rb), mi = t.bpe_.bytes_to_id.find(lb + rb);
-      if (li == t.bpe_.bytes_to_id.end() || ri == t.bpe_.bytes_to_id.end() || mi == t.bpe_.bytes_to_id.end())
+      int64_t li = t.bpe_.find_bytes(lb), ri = t.bpe_.find_bytes(rb), mi = t.bpe_.find_bytes(lb + rb);
+      if (li < 0 || ri < 0 || mi < 0)
         throw UsageError(path + ": merge " + std::to_string(rank) + " ('" + l + "', '" + r + "') names a token not in the vocabulary");
       // The first listing of a pair wins, as in HF.
-      t.bpe_.merges.emplace((uint64_t{li->second} << 32) | ri->second,
-                            std::make_pair(static_cast<uint32_t>(rank), mi->second));
+      t.bpe_.merges.push_back({(static_cast<uint64_t>(li) << 32) | static_cast<uint64_t>(ri),
+                               {static_cast<uint32_t>(rank), static_cast<uint32_t>(mi)}});
     }
     for (const auto& a : j.value("added_tokens", json::array())) {
       if (a.value("lstrip", false) || a.value("rstrip", false) || a.value("single_word", false))
@@ -228,40 +230,58 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
     return t;
   } else {
     t.kind_ = "tiktoken";
-    std::istringstream in(content);
-    std::string line, bytes;
+    std::string_view rest = content, b64;
+    std::string bytes;
     uint64_t lineno = 0;
-    while (std::getline(in, line)) {
+    std::vector<uint64_t> line_of;  // by rank, for messages
+    while (!rest.empty()) {
+      size_t eol = rest.find('\n');
+      std::string_view line = rest.substr(0, eol);
+      rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
       ++lineno;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      std::istringstream ls(line);
-      std::string b64, rank_s;
-      ls >> b64 >> rank_s;
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+      while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+      if (line.empty()) continue;
+      const size_t sp = line.find(' ');
       uint32_t rank = 0;
-      try {
-        size_t used = 0;
-        unsigned long r = std::stoul(rank_s, &used);
-        if (used != rank_s.size()) throw std::invalid_argument("rank");
-        rank = static_cast<uint32_t>(r);
-      } catch (const std::exception&) {
+      const char* rank_end = line.data() + line.size();
+      auto [ptr, ec] = sp == std::string_view::npos
+                           ? std::from_chars(rank_end, rank_end, rank)
+                           : std::from_chars(line.data() + sp + 1, rank_end, rank);
+      if (sp == std::string_view::npos || ec != std::errc() || ptr != rank_end || sp + 1 == line.size())
         throw UsageError(path + ":" + std::to_string(lineno) +
                          ": not a tokenizer.json and not a tiktoken rank file ('base64token rank' per line)");
-      }
+      b64 = line.substr(0, sp);
       if (!base64_decode(b64, bytes) || bytes.empty())
         throw UsageError(path + ":" + std::to_string(lineno) + ": invalid base64 token");
-      if (t.bpe_.id_to_bytes.size() <= rank) t.bpe_.id_to_bytes.resize(rank + 1);
+      if (t.bpe_.id_to_bytes.size() <= rank) {
+        t.bpe_.id_to_bytes.resize(rank + 1);
+        line_of.resize(rank + 1);
+      }
+      if (!t.bpe_.id_to_bytes[rank].empty())
+        throw UsageError(path + ":" + std::to_string(lineno) + ": rank " + std::to_string(rank) + " is already on line " +
+                         std::to_string(line_of[rank]));
       t.bpe_.id_to_bytes[rank] = bytes;
-      t.bpe_.bytes_to_id[bytes] = rank;
+      line_of[rank] = lineno;
     }
-    if (t.bpe_.bytes_to_id.empty()) throw UsageError(path + ": empty tokenizer file");
+    if (t.bpe_.id_to_bytes.empty()) throw UsageError(path + ": empty tokenizer file");
+    t.bpe_.index_tokens();
     // Every split of a token into two tokens is a merge with the token's rank as priority.
-    for (const auto& [tok, id] : t.bpe_.bytes_to_id) {
+    for (size_t id = 0; id < t.bpe_.id_to_bytes.size(); ++id) {
+      const std::string_view tok = t.bpe_.id_to_bytes[id];
+      if (tok.empty()) continue;
+      const int64_t self = t.bpe_.find_bytes(tok);
+      if (self != static_cast<int64_t>(id))
+        throw UsageError(path + ":" + std::to_string(line_of[id]) + ": the token of rank " + std::to_string(id) +
+                         " is the same as that of rank " + std::to_string(self) + " (line " +
+                         std::to_string(line_of[static_cast<size_t>(self)]) + ")");
       for (size_t k = 1; k < tok.size(); ++k) {
-        auto l = t.bpe_.bytes_to_id.find(tok.substr(0, k));
-        if (l == t.bpe_.bytes_to_id.end()) continue;
-        auto r = t.bpe_.bytes_to_id.find(tok.substr(k));
-        if (r == t.bpe_.bytes_to_id.end()) continue;
-        t.bpe_.merges.emplace((uint64_t{l->second} << 32) | r->second, std::make_pair(id, id));
+        int64_t l = t.bpe_.find_bytes(tok.substr(0, k));
+        if (l < 0) continue;
+        int64_t r = t.bpe_.find_bytes(tok.substr(k));
+        if (r < 0) continue;
+        t.bpe_.merges.push_back({(static_cast<uint64_t>(l) << 32) | static_cast<uint64_t>(r),
+                                 {static_cast<uint32_t>(id), static_cast<uint32_t>(id)}});
       }
     }
     t.bpe_.whole_piece_first = true;
@@ -312,7 +332,9 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<uint32_t>& out) 
     text = normalized;
   }
   // Each pre-tokenizer step splits every piece of the previous step further.
-  std::vector<std::string_view> pieces{text}, next;
+  auto& pieces = pieces_;
+  auto& next = next_pieces_;
+  pieces.assign(1, text);
   std::deque<std::string> prefixed;  // stable storage for pieces given a leading space
   for (const auto& step : pre_) {
     if (step.kind == PreStep::Kind::byte_level && step.add_prefix_space) {
@@ -325,26 +347,40 @@ void Tokenizer::encode_plain(std::string_view text, std::vector<uint32_t>& out) 
     for (auto p : pieces) step.regex->split(p, step.kind == PreStep::Kind::byte_level || step.keep_gaps, next);
     pieces.swap(next);
   }
-  for (auto p : pieces) {
+  // Keys first, so that the table slots of a later piece load while this one is looked up: the
+  // lookups are cache misses, and overlapping them is most of the speed here.
+  const size_t n = pieces.size();
+  auto& keys = piece_keys_;
+  keys.resize(n);
+  for (size_t i = 0; i < n; ++i)
+    if (pieces[i].size() > 2) keys[i] = PieceKey::of(pieces[i]);
+  const BytesTable& table = bpe_.bytes_table();
+  constexpr size_t kAhead = 8;
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n && pieces[i + kAhead].size() > 2) {
+      if (bpe_.whole_piece_first) table.prefetch(keys[i + kAhead]);
+      piece_cache_.prefetch(keys[i + kAhead]);
+    }
+    const std::string_view p = pieces[i];
     if (p.size() <= 2) {  // cheaper to merge than to look up
       bpe_.encode_piece(p, out);
       continue;
     }
     if (bpe_.whole_piece_first) {  // a piece that is a token needs no cache either
-      int64_t id = bpe_.find_bytes(p);
+      int64_t id = table.find(p, keys[i]);
       if (id >= 0) {
         out.push_back(static_cast<uint32_t>(id));
         continue;
       }
     }
-    auto it = piece_cache_.find(p);
-    if (it == piece_cache_.end()) {
-      if (piece_cache_.size() >= kPieceCacheEntries) piece_cache_.clear();
-      std::vector<uint32_t> ids;
-      bpe_.encode_piece(p, ids);
-      it = piece_cache_.emplace(std::string(p), std::move(ids)).first;
+    size_t m = 0;
+    if (const uint32_t* ids = piece_cache_.find(p, keys[i], m)) {
+      out.insert(out.end(), ids, ids + m);
+      continue;
     }
-    out.insert(out.end(), it->second.begin(), it->second.end());
+    const size_t before = out.size();
+    bpe_.encode_piece(p, out);
+    piece_cache_.put(p, keys[i], out.data() + before, out.size() - before);
   }
 }
 

@@ -79,10 +79,11 @@ class Tokenizer {
   std::map<uint32_t, std::string> special_bytes_;
   uint32_t vocab_size_ = 0;
   std::optional<uint32_t> bos_, eos_;
-  // Pieces already encoded: natural text repeats its words (Zipf), so most pieces are found here
-  // instead of re-running the merge loop. Bounded; not thread-safe (one Tokenizer per thread).
-  mutable BytesMap<std::vector<uint32_t>> piece_cache_;
-  static constexpr size_t kPieceCacheEntries = 1 << 20;
+  // Pieces already encoded, and scratch space reused from call to call: encode() is not
+  // thread-safe (one Tokenizer per thread).
+  mutable PieceCache piece_cache_;
+  mutable std::vector<std::string_view> pieces_, next_pieces_;
+  mutable std::vector<PieceKey> piece_keys_;
 };
 
 }  // namespace bellows::tok
