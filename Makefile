@@ -23,6 +23,7 @@ DEB_PACKAGES := g++ make pkg-config git \
   libboost-program-options-dev libzstd-dev zstd zlib1g-dev nlohmann-json3-dev \
   libcld2-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsimdjson-dev libsentencepiece-dev \
   libgtest-dev bats bats-assert bats-support bats-file \
+  libopenblas-openmp-dev python3-torch \
   slurm-wlm munge python3 python3-venv time
 
 # --- toolchain and flags ---------------------------------------------------------------------
@@ -35,13 +36,19 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 HDF5_CFLAGS := $(shell pkg-config --cflags hdf5-openmpi 2>/dev/null)
 HDF5_LIBS   := $(shell pkg-config --libs hdf5-openmpi 2>/dev/null)
 DEP_CFLAGS  := $(patsubst -I%,-isystem %,$(HDF5_CFLAGS))
+# OpenBLAS built for OpenMP, named explicitly (not through the libblas alternatives), so that
+# BLAS and the backend's own loops share one OpenMP thread pool.
+BLAS_DIR    := /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_CFLAGS := -isystem /usr/include/x86_64-linux-gnu/openblas-openmp
+BLAS_LIBS   := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
 WARN     := -Wall -Wextra -Werror
 CXXSTD   := -std=c++20
 OPT      ?= -O2 -g
-CPPFLAGS := -Ilibshared -I$(BUILD)/gen $(DEP_CFLAGS) -DOMPI_SKIP_MPICXX=1 -MMD -MP
-CXXFLAGS := $(CXXSTD) $(OPT) $(WARN) -pthread
-LDLIBS   := $(HDF5_LIBS) -lboost_program_options -lzstd -lz -lcld2 -lpcre2-8 -lutf8proc -lsimdjson -lsentencepiece -pthread
+CPPFLAGS := -Ilibshared -I$(BUILD)/gen $(DEP_CFLAGS) $(BLAS_CFLAGS) -DOMPI_SKIP_MPICXX=1 -MMD -MP
+CXXFLAGS := $(CXXSTD) $(OPT) $(WARN) -pthread -fopenmp
+LDLIBS   := $(HDF5_LIBS) -lboost_program_options -lzstd -lz -lcld2 -lpcre2-8 -lutf8proc -lsimdjson -lsentencepiece \
+            $(BLAS_LIBS) -fopenmp -pthread
 ifeq ($(CUDA),1)
 LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
 NVCCFLAGS := -std=c++20 -O2 -Ilibshared -Xcompiler -Wall,-Wextra,-Werror --Werror all-warnings
@@ -127,6 +134,9 @@ $(GEN_SCHEMAS): $(SCHEMAS) libshared/io/embed_schemas.sh
 FORCE:
 
 # --- compile ---------------------------------------------------------------------------------
+# The CPU kernels' second build, for processors with AVX2 and FMA (chosen at run time).
+$(BUILD)/obj/libshared/nn/backend_cpu_v3.o $(BUILD)/asan/libshared/nn/backend_cpu_v3.o: CXXFLAGS += -march=x86-64-v3
+
 $(BUILD)/obj/%.o: %.cpp | $(BUILD)/gen/build_info.hpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@

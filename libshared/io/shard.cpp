@@ -14,10 +14,10 @@ namespace {
 // The dataset creation properties every bellows dataset gets: chunked, zstd, then Fletcher32.
 // Fletcher32 runs last on write and first on read, so it checks the bytes as stored on disk and
 // a flipped bit is reported as corruption before the decompressor sees it.
-h5::Handle chunked_dcpl(const std::vector<hsize_t>& chunk) {
+h5::Handle chunked_dcpl(const std::vector<hsize_t>& chunk, int zstd_level) {
   h5::Handle dcpl = h5::check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties");
   h5::check_status(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), "chunk layout");
-  unsigned level = static_cast<unsigned>(h5::kZstdDefaultLevel);
+  unsigned level = static_cast<unsigned>(zstd_level);
   h5::check_status(H5Pset_filter(dcpl.get(), h5::kZstdFilterId, H5Z_FLAG_MANDATORY, 1, &level), "zstd filter");
   h5::check_status(H5Pset_fletcher32(dcpl.get()), "fletcher32 filter");
   return dcpl;
@@ -47,6 +47,9 @@ struct ShardWriter::Appendable {
 
 ShardWriter::ShardWriter(const std::string& path, const std::string& kind, const Provenance& prov)
     : path_(path), schema_(schema::get(kind)) {
+  // Token ids are close to random bits to zstd: level 1 stores them about 5% larger than
+  // level 3 at twice the speed, which keeps packing cheap next to tokenizing.
+  if (kind.rfind("tokens_", 0) == 0) zstd_level_ = 1;
   h5::init_library();
   file_ = h5::check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path + ": cannot create HDF5 file");
   BuildInfo b = build_info();
@@ -83,7 +86,7 @@ void ShardWriter::declare(const std::string& name, std::vector<uint64_t> row_sha
     chunk.push_back(std::max<hsize_t>(1, d));
   }
   h5::Handle space = h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.data()), "dataspace");
-  h5::Handle dcpl = chunked_dcpl(chunk);
+  h5::Handle dcpl = chunked_dcpl(chunk, zstd_level_);
   h5::make_parent_groups(file_.get(), name);
   a->ds = h5::check(H5Dcreate2(file_.get(), name.c_str(), h5::file_type(a->dtype), space.get(), H5P_DEFAULT,
                                dcpl.get(), H5P_DEFAULT),
@@ -150,7 +153,7 @@ void ShardWriter::write_tensor_raw(const std::string& name, h5::DType t, const s
   }
   chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(std::max<hsize_t>(1, dims[0]), chunk_rows_for(row_bytes)));
   h5::Handle space = h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "dataspace");
-  h5::Handle dcpl = chunked_dcpl(chunk);
+  h5::Handle dcpl = chunked_dcpl(chunk, zstd_level_);
   h5::make_parent_groups(file_.get(), name);
   h5::Handle ds = h5::check(H5Dcreate2(file_.get(), name.c_str(), h5::file_type(t), space.get(), H5P_DEFAULT, dcpl.get(),
                                        H5P_DEFAULT),

@@ -16,6 +16,7 @@
 
 #include "io/h5.hpp"
 #include "io/schema.hpp"
+#include "io/zstd_filter.hpp"
 
 namespace bellows::io {
 
@@ -80,6 +81,7 @@ class ShardWriter {
   const schema::Schema& schema_;
   h5::Handle file_;
   std::map<std::string, std::unique_ptr<Appendable>> appendables_;
+  int zstd_level_ = h5::kZstdDefaultLevel;
   bool closed_ = false;
 };
 
