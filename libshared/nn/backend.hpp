@@ -1,0 +1,116 @@
+// The compute backend the model is written against: memory and the ops of a Llama layer, each
+// with its forward and backward. The model code only calls these, so another backend (CUDA)
+// plugs in without touching it.
+//
+// Two implementations live side by side: RefBackend, plain loops that follow the definition
+// (the reference the tests trust, llm.c style), and CpuBackend, the fast one (OpenBLAS sgemm,
+// OpenMP threads, vectorisable loops). Tests compare every op of the fast one with the
+// reference, and the reference with finite differences.
+//
+// Conventions: row-major fp32; N = B * T token rows; a Linear weight is [out, in] as in PyTorch
+// (y = x W^T); "+=" in a comment means the op accumulates into that output, "=" that it
+// overwrites it. Reductions run in a fixed order for a fixed thread count, so results are
+// bit-identical from run to run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace bellows::nn {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // Threads the ops use (1 for the reference).
+  virtual int threads() const = 0;
+
+  // --- memory: buffers live until the backend is destroyed (one arena; nothing is allocated
+  // inside a training step) ---
+  virtual float* alloc(size_t n) = 0;
+  virtual int32_t* alloc_int(size_t n) = 0;
+  virtual size_t bytes_allocated() const = 0;
+  virtual void zero(float* p, size_t n) = 0;
+  virtual void copy(float* dst, const float* src, size_t n) = 0;
+  // Host <-> backend memory (plain memcpy on the CPU).
+  virtual void upload(float* dst, const float* host, size_t n) = 0;
+  virtual void upload_int(int32_t* dst, const int32_t* host, size_t n) = 0;
+  virtual void download(float* host, const float* src, size_t n) = 0;
+
+  // --- ops ---
+  // out[N,C] = wte[ids[n], :]
+  virtual void embedding_fwd(float* out, const int32_t* ids, const float* wte, int N, int C) = 0;
+  // dwte[V,C] += scatter of dout[N,C] by ids
+  virtual void embedding_bwd(float* dwte, const float* dout, const int32_t* ids, int N, int C) = 0;
+
+  // out[N,C] = inp / rms(inp) * w; rstd[N] = 1 / sqrt(mean(inp^2) + eps)
+  virtual void rmsnorm_fwd(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) = 0;
+  // dinp[N,C] +=, dw[C] +=
+  virtual void rmsnorm_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
+                           const float* rstd, int N, int C) = 0;
+
+  // out[N,O] = inp[N,I] w[O,I]^T
+  virtual void matmul_fwd(float* out, const float* inp, const float* w, int N, int I, int O) = 0;
+  // dinp[N,I] = (accumulate ? dinp : 0) + dout w; dw[O,I] += dout^T inp
+  virtual void matmul_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int N, int I,
+                          int O, bool accumulate_dinp) = 0;
+
+  // RoPE in place on x[N, nh, D] in HF's rotate_half layout (pairs (i, i + D/2)), at positions
+  // pos[N], with cos/sin tables [max_pos, D/2].
+  virtual void rope_fwd(float* x, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) = 0;
+  // Its backward, in place on dx (the inverse rotation).
+  virtual void rope_bwd(float* dx, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) = 0;
+
+  // Causal grouped-query attention within documents: query t of sequence b attends to keys
+  // s in [doc_start[b*T+t], t] of the same sequence. q[N,H*D], k,v[N,KV*D] -> out[N,H*D];
+  // att[B,H,T,T] keeps the softmax probabilities for the backward (entries outside the window
+  // are 0).
+  virtual void attention_fwd(float* out, float* att, const float* q, const float* k, const float* v,
+                             const int32_t* doc_start, int B, int T, int H, int KV, int D) = 0;
+  // dq[N,H*D] =, dk,dv[N,KV*D] =
+  virtual void attention_bwd(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                             const float* v, const float* att, const int32_t* doc_start, int B, int T, int H, int KV,
+                             int D) = 0;
+
+  // h[n] = silu(g[n]) * u[n]
+  virtual void swiglu_fwd(float* h, const float* g, const float* u, size_t n) = 0;
+  // dg[n] =, du[n] =
+  virtual void swiglu_bwd(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) = 0;
+
+  // a[n] += b[n]
+  virtual void add_inplace(float* a, const float* b, size_t n) = 0;
+
+  // Softmax cross-entropy over logits[N,V] with targets[N] (-1: no loss at that row):
+  // losses[N] = -log softmax(logits)[target] (0 where ignored). With grad_scale != 0 the
+  // logits are overwritten by their gradient, (softmax - onehot) * grad_scale (0 rows where
+  // ignored): the [N,V] buffer is the largest activation and is not needed twice.
+  virtual void cross_entropy(float* losses, float* logits, const int32_t* targets, int N, int V, float grad_scale) = 0;
+
+  // Sum of squares of x[n] (for the global gradient norm), in double.
+  virtual double sum_squares(const float* x, size_t n) = 0;
+  virtual void scale(float* x, size_t n, float s) = 0;
+  // One AdamW step on n parameters (decoupled weight decay, bias-corrected moments):
+  // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m/bc1 / (sqrt(v/bc2) + eps) + wd p).
+  virtual void adamw(float* p, const float* g, float* m, float* v, size_t n, float lr, float b1, float b2, float eps,
+                     float wd, float bc1, float bc2) = 0;
+};
+
+// The plain reference: single-threaded loops that follow the definitions above.
+std::unique_ptr<Backend> make_ref_backend();
+// The fast CPU backend: OpenBLAS sgemm and OpenMP with `threads` threads (0: all cores).
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// "cpu" | "ref" -> backend; UsageError naming --backend otherwise.
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0);
+
+// Measured peak of the backend's matmul (GFLOP/s): a square sgemm, best of a few runs. For MFU.
+double measure_matmul_peak_gflops(Backend& be, int n = 1024);
+
+// The RoPE tables of a config: cos/sin [max_pos, D/2], with Llama 3 frequency scaling when set.
+struct RopeScaling;
+void rope_tables(std::vector<float>& cos, std::vector<float>& sin, int max_pos, int D, double theta,
+                 const RopeScaling* scaling);
+
+}  // namespace bellows::nn

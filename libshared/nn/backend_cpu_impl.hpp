@@ -1,0 +1,384 @@
+// The fast CPU backend, included by backend_cpu_base.cpp (baseline x86-64) and
+// backend_cpu_v3.cpp (compiled with -march=x86-64-v3: AVX2 + FMA); make_cpu_backend picks the
+// best the processor runs. BELLOWS_CPU_VARIANT names the factory each defines.
+//
+// The kernels: matmuls through OpenBLAS sgemm (its OpenMP build, so BLAS and our own
+// loops share one pool of threads instead of two sets spinning against each other), everything
+// else as OpenMP loops over rows whose inner loops the compiler vectorises. Reductions across
+// rows (weight gradients of norms and embeddings, sums of squares) go through per-thread or
+// per-chunk partials added in a fixed order: same thread count, same bits.
+#pragma once
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.hpp"
+#include "nn/arena.hpp"
+#include "nn/backend.hpp"
+#include "nn/fast_math.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+#ifndef BELLOWS_CPU_VARIANT
+#error "define BELLOWS_CPU_VARIANT to the factory's name before including this file"
+#endif
+
+namespace bellows::nn {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) {
+    threads_ = threads > 0 ? threads : omp_get_num_procs();
+    omp_set_num_threads(threads_);
+    openblas_set_num_threads(threads_);
+  }
+  std::string name() const override { return "cpu"; }
+  int threads() const override { return threads_; }
+
+  float* alloc(size_t n) override { return static_cast<float*>(arena_.alloc_bytes(n * sizeof(float))); }
+  int32_t* alloc_int(size_t n) override { return static_cast<int32_t*>(arena_.alloc_bytes(n * sizeof(int32_t))); }
+  size_t bytes_allocated() const override { return arena_.bytes(); }
+  void zero(float* p, size_t n) override {
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks(n); ++b) std::memset(p + b * kBlock, 0, block_len(n, b) * sizeof(float));
+  }
+  void copy(float* dst, const float* src, size_t n) override { std::memmove(dst, src, n * sizeof(float)); }
+  void upload(float* dst, const float* host, size_t n) override { copy(dst, host, n); }
+  void upload_int(int32_t* dst, const int32_t* host, size_t n) override { std::memmove(dst, host, n * sizeof(int32_t)); }
+  void download(float* host, const float* src, size_t n) override { copy(host, src, n); }
+
+  void embedding_fwd(float* out, const int32_t* ids, const float* wte, int N, int C) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) std::memcpy(out + size_t(n) * C, wte + size_t(ids[n]) * C, size_t(C) * sizeof(float));
+  }
+  void embedding_bwd(float* dwte, const float* dout, const int32_t* ids, int N, int C) override {
+    // Threads own column ranges, so two rows with the same id never race and each column sums
+    // its rows in order.
+#pragma omp parallel
+    {
+      const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const int c0 = C * t / nt, c1 = C * (t + 1) / nt;
+      for (int n = 0; n < N; ++n) {
+        float* d = dwte + size_t(ids[n]) * C;
+        const float* g = dout + size_t(n) * C;
+#pragma omp simd
+        for (int c = c0; c < c1; ++c) d[c] += g[c];
+      }
+    }
+  }
+
+  void rmsnorm_fwd(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const float* x = inp + size_t(n) * C;
+      float* y = out + size_t(n) * C;
+      float ss = 0;
+#pragma omp simd reduction(+ : ss)
+      for (int c = 0; c < C; ++c) ss += x[c] * x[c];
+      const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+      rstd[n] = r;
+#pragma omp simd
+      for (int c = 0; c < C; ++c) y[c] = x[c] * r * w[c];
+    }
+  }
+  void rmsnorm_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
+                   int N, int C) override {
+    float* partial = scratch(size_t(threads_) * C);
+    std::memset(partial, 0, size_t(threads_) * C * sizeof(float));
+#pragma omp parallel
+    {
+      float* pdw = partial + size_t(omp_get_thread_num()) * C;
+#pragma omp for schedule(static)
+      for (int n = 0; n < N; ++n) {
+        const float* x = inp + size_t(n) * C;
+        const float* dy = dout + size_t(n) * C;
+        float* dx = dinp + size_t(n) * C;
+        const float r = rstd[n];
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int c = 0; c < C; ++c) dot += dy[c] * w[c] * x[c];
+        const float mean = dot * r / float(C);
+#pragma omp simd
+        for (int c = 0; c < C; ++c) {
+          const float xhat = x[c] * r;
+          dx[c] += r * (dy[c] * w[c] - xhat * mean);
+          pdw[c] += dy[c] * xhat;
+        }
+      }
+    }
+    for (int t = 0; t < threads_; ++t) {
+      const float* p = partial + size_t(t) * C;
+      for (int c = 0; c < C; ++c) dw[c] += p[c];
+    }
+  }
+
+  void matmul_fwd(float* out, const float* inp, const float* w, int N, int I, int O) override {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, I, 1.0f, inp, I, w, I, 0.0f, out, O);
+  }
+  void matmul_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int N, int I, int O,
+                  bool accumulate_dinp) override {
+    if (dinp)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, I, O, 1.0f, dout, O, w, I, accumulate_dinp ? 1.0f : 0.0f,
+                  dinp, I);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dw, I);
+  }
+
+  void rope_fwd(float* x, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) override {
+    rope(x, pos, cos, sin, N, nh, D, 1.0f);
+  }
+  void rope_bwd(float* dx, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) override {
+    rope(dx, pos, cos, sin, N, nh, D, -1.0f);  // rotation by -angle
+  }
+
+  void attention_fwd(float* out, float* att, const float* q, const float* k, const float* v, const int32_t* doc_start,
+                     int B, int T, int H, int KV, int D) override {
+    const int group = H / KV;
+    const float scale = 1.0f / std::sqrt(float(D));
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h) {
+        const int g = h / group;
+        const size_t qs = size_t(H) * D, ks = size_t(KV) * D;
+        for (int t = 0; t < T; ++t) {
+          const size_t nt = size_t(b) * T + t;
+          const float* qt = q + nt * qs + size_t(h) * D;
+          float* a = att + ((size_t(b) * H + h) * T + t) * T;
+          const int lo = doc_start[nt];
+          std::fill(a, a + lo, 0.0f);
+          std::fill(a + t + 1, a + T, 0.0f);
+          float mx = -INFINITY;
+          for (int s = lo; s <= t; ++s) {
+            const float* kv = k + (size_t(b) * T + s) * ks + size_t(g) * D;
+            float dot = 0;
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < D; ++d) dot += qt[d] * kv[d];
+            a[s] = dot * scale;
+            mx = std::max(mx, a[s]);
+          }
+          float sum = 0;
+          for (int s = lo; s <= t; ++s) sum += (a[s] = fast_expf(a[s] - mx));
+          const float inv = 1.0f / sum;
+          float* ot = out + nt * qs + size_t(h) * D;
+          std::fill(ot, ot + D, 0.0f);
+          for (int s = lo; s <= t; ++s) {
+            a[s] *= inv;
+            const float* vv = v + (size_t(b) * T + s) * ks + size_t(g) * D;
+            const float p = a[s];
+#pragma omp simd
+            for (int d = 0; d < D; ++d) ot[d] += p * vv[d];
+          }
+        }
+      }
+  }
+  void attention_bwd(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
+                     const float* att, const int32_t* doc_start, int B, int T, int H, int KV, int D) override {
+    const int group = H / KV;
+    const float scale = 1.0f / std::sqrt(float(D));
+    const size_t qs = size_t(H) * D, ks = size_t(KV) * D;
+    // A task per (sequence, kv head): the dk/dv rows it writes belong to it alone.
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    for (int b = 0; b < B; ++b)
+      for (int g = 0; g < KV; ++g) {
+        float* datt = scratch_for_thread(size_t(T));
+        for (int t = 0; t < T; ++t) {
+          std::fill(dk + (size_t(b) * T + t) * ks + size_t(g) * D, dk + (size_t(b) * T + t) * ks + size_t(g) * D + D, 0.0f);
+          std::fill(dv + (size_t(b) * T + t) * ks + size_t(g) * D, dv + (size_t(b) * T + t) * ks + size_t(g) * D + D, 0.0f);
+        }
+        for (int h = g * group; h < (g + 1) * group; ++h)
+          for (int t = 0; t < T; ++t) {
+            const size_t nt = size_t(b) * T + t;
+            const int lo = doc_start[nt];
+            const float* a = att + ((size_t(b) * H + h) * T + t) * T;
+            const float* dot_ = dout + nt * qs + size_t(h) * D;
+            float sum = 0;
+            for (int s = lo; s <= t; ++s) {
+              const float* vs = v + (size_t(b) * T + s) * ks + size_t(g) * D;
+              float* dvs = dv + (size_t(b) * T + s) * ks + size_t(g) * D;
+              const float p = a[s];
+              float d = 0;
+#pragma omp simd reduction(+ : d)
+              for (int e = 0; e < D; ++e) {
+                d += dot_[e] * vs[e];
+                dvs[e] += p * dot_[e];
+              }
+              datt[s] = d;
+              sum += p * d;
+            }
+            const float* qt = q + nt * qs + size_t(h) * D;
+            float* dqt = dq + nt * qs + size_t(h) * D;
+            std::fill(dqt, dqt + D, 0.0f);
+            for (int s = lo; s <= t; ++s) {
+              const float ds = a[s] * (datt[s] - sum) * scale;
+              const float* kk = k + (size_t(b) * T + s) * ks + size_t(g) * D;
+              float* dks = dk + (size_t(b) * T + s) * ks + size_t(g) * D;
+#pragma omp simd
+              for (int e = 0; e < D; ++e) {
+                dqt[e] += ds * kk[e];
+                dks[e] += ds * qt[e];
+              }
+            }
+          }
+      }
+  }
+
+  void swiglu_fwd(float* h, const float* g, const float* u, size_t n) override {
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks(n); ++b) {
+      const size_t i0 = b * kBlock, i1 = i0 + block_len(n, b);
+#pragma omp simd
+      for (size_t i = i0; i < i1; ++i) {
+        const float sig = 1.0f / (1.0f + fast_expf(-g[i]));
+        h[i] = g[i] * sig * u[i];
+      }
+    }
+  }
+  void swiglu_bwd(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) override {
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks(n); ++b) {
+      const size_t i0 = b * kBlock, i1 = i0 + block_len(n, b);
+#pragma omp simd
+      for (size_t i = i0; i < i1; ++i) {
+        const float sig = 1.0f / (1.0f + fast_expf(-g[i]));
+        const float silu = g[i] * sig;
+        const float d = dh[i];
+        dg[i] = d * u[i] * (sig + silu * (1.0f - sig));
+        du[i] = d * silu;
+      }
+    }
+  }
+
+  void add_inplace(float* a, const float* b, size_t n) override {
+#pragma omp parallel for schedule(static)
+    for (size_t blk = 0; blk < blocks(n); ++blk) {
+      const size_t i0 = blk * kBlock, i1 = i0 + block_len(n, blk);
+#pragma omp simd
+      for (size_t i = i0; i < i1; ++i) a[i] += b[i];
+    }
+  }
+
+  void cross_entropy(float* losses, float* logits, const int32_t* targets, int N, int V, float grad_scale) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      float* l = logits + size_t(n) * V;
+      const int y = targets[n];
+      if (y < 0) {
+        losses[n] = 0.0f;
+        if (grad_scale != 0.0f) std::fill(l, l + V, 0.0f);
+        continue;
+      }
+      float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+      for (int i = 0; i < V; ++i) mx = std::max(mx, l[i]);
+      const float ly = l[y];
+      double sum = 0;
+      if (grad_scale != 0.0f) {
+        // exp written over the logits, then scaled into the gradient: one pass fewer.
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < V; ++i) s += (l[i] = fast_expf(l[i] - mx));
+        sum = s;
+        const float k = grad_scale / s;
+#pragma omp simd
+        for (int i = 0; i < V; ++i) l[i] *= k;
+        l[y] -= grad_scale;
+      } else {
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < V; ++i) s += fast_expf(l[i] - mx);
+        sum = s;
+      }
+      losses[n] = float(std::log(sum) + double(mx) - double(ly));
+    }
+  }
+
+  double sum_squares(const float* x, size_t n) override {
+    // Fixed chunks summed in order: the result does not depend on the thread count.
+    const size_t nb = blocks(n);
+    double* partial = reinterpret_cast<double*>(scratch(2 * nb));
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < nb; ++b) {
+      const size_t i0 = b * kBlock, i1 = i0 + block_len(n, b);
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (size_t i = i0; i < i1; ++i) s += double(x[i]) * double(x[i]);
+      partial[b] = s;
+    }
+    double total = 0;
+    for (size_t b = 0; b < nb; ++b) total += partial[b];
+    return total;
+  }
+  void scale(float* x, size_t n, float s) override {
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks(n); ++b) {
+      const size_t i0 = b * kBlock, i1 = i0 + block_len(n, b);
+#pragma omp simd
+      for (size_t i = i0; i < i1; ++i) x[i] *= s;
+    }
+  }
+  void adamw(float* p, const float* g, float* m, float* v, size_t n, float lr, float b1, float b2, float eps, float wd,
+             float bc1, float bc2) override {
+    const float inv_bc1 = 1.0f / bc1, inv_bc2 = 1.0f / bc2;
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < blocks(n); ++b) {
+      const size_t i0 = b * kBlock, i1 = i0 + block_len(n, b);
+#pragma omp simd
+      for (size_t i = i0; i < i1; ++i) {
+        const float gi = g[i];
+        const float mi = b1 * m[i] + (1 - b1) * gi;
+        const float vi = b2 * v[i] + (1 - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * ((mi * inv_bc1) / (std::sqrt(vi * inv_bc2) + eps) + wd * p[i]);
+      }
+    }
+  }
+
+ private:
+  static constexpr size_t kBlock = 1 << 14;
+  static size_t blocks(size_t n) { return (n + kBlock - 1) / kBlock; }
+  static size_t block_len(size_t n, size_t b) { return std::min(kBlock, n - b * kBlock); }
+
+  void rope(float* x, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D, float dir) {
+    const int half = D / 2;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const float* c = cos + size_t(pos[n]) * half;
+      const float* s = sin + size_t(pos[n]) * half;
+      for (int h = 0; h < nh; ++h) {
+        float* v = x + (size_t(n) * nh + h) * D;
+#pragma omp simd
+        for (int i = 0; i < half; ++i) {
+          const float x1 = v[i], x2 = v[i + half], si = dir * s[i];
+          v[i] = x1 * c[i] - x2 * si;
+          v[i + half] = x2 * c[i] + x1 * si;
+        }
+      }
+    }
+  }
+
+  // Scratch that grows to the largest request and stays (first step only).
+  float* scratch(size_t n) {
+    if (scratch_.size() < n) scratch_.assign(n, 0.0f);
+    return scratch_.data();
+  }
+  float* scratch_for_thread(size_t n) {
+    thread_local std::vector<float> s;
+    if (s.size() < n) s.assign(n, 0.0f);
+    return s.data();
+  }
+
+  int threads_ = 1;
+  Arena arena_;
+  std::vector<float> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> BELLOWS_CPU_VARIANT(int threads) { return std::make_unique<CpuBackend>(threads); }
+
+}  // namespace bellows::nn

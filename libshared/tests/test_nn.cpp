@@ -1,0 +1,448 @@
+// The ops of both CPU backends: the fast one against the reference, the reference against finite
+// differences; then the whole model: fast == reference, finite differences on parameters,
+// recomputation modes bit-identical to keeping everything.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "nn/backend.hpp"
+#include "nn/config.hpp"
+#include "nn/llama.hpp"
+#include "core/error.hpp"
+#include "nn/rng.hpp"
+
+using namespace bellows;
+using namespace bellows::nn;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, double scale = 1.0) {
+  Rng r(seed, "test");
+  std::vector<float> v(n);
+  for (auto& x : v) x = float(r.normal() * scale);
+  return v;
+}
+
+// Relative distance ||a - b|| / max(||b||, tiny).
+double rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-12);
+}
+
+// A host-side view of running one op on a backend: inputs are copied in, outputs copied out.
+struct Dev {
+  Backend& be;
+  float* put(const std::vector<float>& h) {
+    float* p = be.alloc(h.size());
+    be.upload(p, h.data(), h.size());
+    return p;
+  }
+  int32_t* put(const std::vector<int32_t>& h) {
+    int32_t* p = be.alloc_int(h.size());
+    be.upload_int(p, h.data(), h.size());
+    return p;
+  }
+  std::vector<float> get(const float* p, size_t n) {
+    std::vector<float> h(n);
+    be.download(h.data(), p, n);
+    return h;
+  }
+};
+
+// Checks d(sum(f(x) * R))/dx from `analytic` against central differences at a sample of x's
+// elements. `f` evaluates the op on the reference backend for the given x.
+void fd_check(const char* what, std::vector<float> x, const std::vector<float>& analytic,
+              const std::function<double(const std::vector<float>&)>& f, double h = 1e-2, double tol = 2e-2) {
+  std::vector<float> fd, an;
+  const size_t step = std::max<size_t>(1, x.size() / 40);
+  for (size_t i = 0; i < x.size(); i += step) {
+    const float keep = x[i];
+    x[i] = keep + float(h);
+    const double up = f(x);
+    x[i] = keep - float(h);
+    const double down = f(x);
+    x[i] = keep;
+    fd.push_back(float((up - down) / (2 * h)));
+    an.push_back(analytic[i]);
+  }
+  EXPECT_LT(rel(an, fd), tol) << what;
+}
+
+double dot(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += double(a[i]) * b[i];
+  return s;
+}
+
+struct Backends {
+  std::unique_ptr<Backend> ref = make_ref_backend();
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+};
+
+}  // namespace
+
+TEST(NnOps, MatmulFastEqualsReferenceAndGradients) {
+  Backends b;
+  const int N = 37, I = 29, O = 23;
+  auto inp = randn(size_t(N) * I, 1), w = randn(size_t(O) * I, 2), R = randn(size_t(N) * O, 3);
+  auto run = [&](Backend& be, const std::vector<float>& x, const std::vector<float>& wt, std::vector<float>* dinp,
+                 std::vector<float>* dw) {
+    Dev d{be};
+    float* out = be.alloc(size_t(N) * O);
+    float* xi = d.put(x);
+    float* wi = d.put(wt);
+    be.matmul_fwd(out, xi, wi, N, I, O);
+    auto o = d.get(out, size_t(N) * O);
+    if (dinp) {
+      float* di = d.put(std::vector<float>(size_t(N) * I, 0.5f));  // accumulate onto 0.5
+      float* dwi = d.put(std::vector<float>(size_t(O) * I, 0.25f));
+      be.matmul_bwd(di, dwi, d.put(R), xi, wi, N, I, O, true);
+      *dinp = d.get(di, size_t(N) * I);
+      *dw = d.get(dwi, size_t(O) * I);
+      for (auto& v : *dinp) v -= 0.5f;
+      for (auto& v : *dw) v -= 0.25f;
+    }
+    return o;
+  };
+  std::vector<float> di_r, dw_r, di_c, dw_c;
+  auto o_r = run(*b.ref, inp, w, &di_r, &dw_r);
+  auto o_c = run(*b.cpu, inp, w, &di_c, &dw_c);
+  EXPECT_LT(rel(o_c, o_r), 1e-5);
+  EXPECT_LT(rel(di_c, di_r), 1e-5);
+  EXPECT_LT(rel(dw_c, dw_r), 1e-5);
+  fd_check("matmul dinp", inp, di_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, x, w, nullptr, nullptr), R); });
+  fd_check("matmul dw", w, dw_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, inp, x, nullptr, nullptr), R); });
+}
+
+TEST(NnOps, RmsnormFastEqualsReferenceAndGradients) {
+  Backends b;
+  const int N = 19, C = 48;
+  auto inp = randn(size_t(N) * C, 4), w = randn(size_t(C), 5, 0.5), R = randn(size_t(N) * C, 6);
+  for (auto& x : w) x += 1.0f;
+  auto run = [&](Backend& be, const std::vector<float>& x, const std::vector<float>& wt, std::vector<float>* dinp,
+                 std::vector<float>* dw) {
+    Dev d{be};
+    float* out = be.alloc(size_t(N) * C);
+    float* rstd = be.alloc(size_t(N));
+    float* xi = d.put(x);
+    float* wi = d.put(wt);
+    be.rmsnorm_fwd(out, rstd, xi, wi, N, C, 1e-5f);
+    if (dinp) {
+      float* di = be.alloc(size_t(N) * C);
+      float* dwi = be.alloc(size_t(C));
+      be.rmsnorm_bwd(di, dwi, d.put(R), xi, wi, rstd, N, C);
+      *dinp = d.get(di, size_t(N) * C);
+      *dw = d.get(dwi, size_t(C));
+    }
+    return d.get(out, size_t(N) * C);
+  };
+  std::vector<float> di_r, dw_r, di_c, dw_c;
+  auto o_r = run(*b.ref, inp, w, &di_r, &dw_r);
+  auto o_c = run(*b.cpu, inp, w, &di_c, &dw_c);
+  EXPECT_LT(rel(o_c, o_r), 1e-5);
+  EXPECT_LT(rel(di_c, di_r), 1e-5);
+  EXPECT_LT(rel(dw_c, dw_r), 1e-5);
+  fd_check("rmsnorm dinp", inp, di_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, x, w, nullptr, nullptr), R); });
+  fd_check("rmsnorm dw", w, dw_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, inp, x, nullptr, nullptr), R); });
+}
+
+TEST(NnOps, EmbeddingFastEqualsReferenceAndGradients) {
+  Backends b;
+  const int N = 30, C = 16, V = 11;
+  std::vector<int32_t> ids(N);
+  for (int i = 0; i < N; ++i) ids[size_t(i)] = (i * 7) % V;  // repeated ids accumulate
+  auto wte = randn(size_t(V) * C, 7), R = randn(size_t(N) * C, 8);
+  auto run = [&](Backend& be, const std::vector<float>& w, std::vector<float>* dw) {
+    Dev d{be};
+    float* out = be.alloc(size_t(N) * C);
+    float* wi = d.put(w);
+    int32_t* id = d.put(ids);
+    be.embedding_fwd(out, id, wi, N, C);
+    if (dw) {
+      float* dwi = be.alloc(size_t(V) * C);
+      be.embedding_bwd(dwi, d.put(R), id, N, C);
+      *dw = d.get(dwi, size_t(V) * C);
+    }
+    return d.get(out, size_t(N) * C);
+  };
+  std::vector<float> dw_r, dw_c;
+  EXPECT_EQ(run(*b.cpu, wte, &dw_c), run(*b.ref, wte, &dw_r));
+  EXPECT_LT(rel(dw_c, dw_r), 1e-6);
+  fd_check("embedding dwte", wte, dw_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, x, nullptr), R); });
+}
+
+TEST(NnOps, RopeFastEqualsReferenceAndGradients) {
+  Backends b;
+  const int N = 12, nh = 3, D = 8;
+  std::vector<float> cos, sin;
+  RopeScaling s;  // Llama 3 scaling exercised too
+  rope_tables(cos, sin, 64, D, 500000.0, &s);
+  std::vector<int32_t> pos(N);
+  for (int i = 0; i < N; ++i) pos[size_t(i)] = (i * 5) % 64;
+  auto x = randn(size_t(N) * nh * D, 9), R = randn(size_t(N) * nh * D, 10);
+  auto run = [&](Backend& be, const std::vector<float>& in, std::vector<float>* dx) {
+    Dev d{be};
+    float* xi = d.put(in);
+    float* c = d.put(cos);
+    float* sn = d.put(sin);
+    int32_t* p = d.put(pos);
+    be.rope_fwd(xi, p, c, sn, N, nh, D);
+    if (dx) {
+      float* g = d.put(R);
+      be.rope_bwd(g, p, c, sn, N, nh, D);
+      *dx = d.get(g, R.size());
+    }
+    return d.get(xi, in.size());
+  };
+  std::vector<float> g_r, g_c;
+  auto o_r = run(*b.ref, x, &g_r);
+  EXPECT_LT(rel(run(*b.cpu, x, &g_c), o_r), 1e-6);
+  EXPECT_LT(rel(g_c, g_r), 1e-6);
+  fd_check("rope dx", x, g_r, [&](const std::vector<float>& in) { return dot(run(*b.ref, in, nullptr), R); });
+}
+
+TEST(NnOps, AttentionFastEqualsReferenceAndGradients) {
+  Backends b;
+  const int B = 2, T = 9, H = 4, KV = 2, D = 8, N = B * T;
+  // Row 0: one document; row 1: documents starting at 0, 3 and 7.
+  std::vector<int32_t> ds(static_cast<size_t>(N));
+  for (int t = 0; t < T; ++t) {
+    ds[size_t(t)] = 0;
+    ds[size_t(T + t)] = t >= 7 ? 7 : t >= 3 ? 3 : 0;
+  }
+  auto q = randn(size_t(N) * H * D, 11), k = randn(size_t(N) * KV * D, 12), v = randn(size_t(N) * KV * D, 13),
+       R = randn(size_t(N) * H * D, 14);
+  struct Grads {
+    std::vector<float> dq, dk, dv;
+  };
+  auto run = [&](Backend& be, const std::vector<float>& qq, const std::vector<float>& kk, const std::vector<float>& vv,
+                 Grads* g) {
+    Dev d{be};
+    float* out = be.alloc(size_t(N) * H * D);
+    float* att = be.alloc(size_t(B) * H * T * T);
+    float* qi = d.put(qq);
+    float* ki = d.put(kk);
+    float* vi = d.put(vv);
+    int32_t* dsi = d.put(ds);
+    be.attention_fwd(out, att, qi, ki, vi, dsi, B, T, H, KV, D);
+    if (g) {
+      float* dq = be.alloc(qq.size());
+      float* dk = be.alloc(kk.size());
+      float* dv = be.alloc(vv.size());
+      be.attention_bwd(dq, dk, dv, d.put(R), qi, ki, vi, att, dsi, B, T, H, KV, D);
+      g->dq = d.get(dq, qq.size());
+      g->dk = d.get(dk, kk.size());
+      g->dv = d.get(dv, vv.size());
+    }
+    return d.get(out, size_t(N) * H * D);
+  };
+  Grads gr, gc;
+  auto o_r = run(*b.ref, q, k, v, &gr);
+  EXPECT_LT(rel(run(*b.cpu, q, k, v, &gc), o_r), 1e-5);
+  EXPECT_LT(rel(gc.dq, gr.dq), 1e-5);
+  EXPECT_LT(rel(gc.dk, gr.dk), 1e-5);
+  EXPECT_LT(rel(gc.dv, gr.dv), 1e-5);
+  fd_check("attention dq", q, gr.dq, [&](const std::vector<float>& x) { return dot(run(*b.ref, x, k, v, nullptr), R); });
+  fd_check("attention dk", k, gr.dk, [&](const std::vector<float>& x) { return dot(run(*b.ref, q, x, v, nullptr), R); });
+  fd_check("attention dv", v, gr.dv, [&](const std::vector<float>& x) { return dot(run(*b.ref, q, k, x, nullptr), R); });
+  // Document masking: the first token of row 1's third document sees only itself, so its
+  // output is its own value vector (of its kv head).
+  auto o = o_r;
+  for (int h = 0; h < H; ++h)
+    for (int e = 0; e < D; ++e)
+      EXPECT_NEAR(o[(size_t(T + 7) * H + h) * D + e], v[(size_t(T + 7) * KV + h / (H / KV)) * D + e], 1e-6);
+}
+
+TEST(NnOps, SwigluFastEqualsReferenceAndGradients) {
+  Backends b;
+  const size_t n = 333;
+  auto g = randn(n, 15, 3.0), u = randn(n, 16), R = randn(n, 17);
+  auto run = [&](Backend& be, const std::vector<float>& gg, const std::vector<float>& uu, std::vector<float>* dg,
+                 std::vector<float>* du) {
+    Dev d{be};
+    float* h = be.alloc(n);
+    float* gi = d.put(gg);
+    float* ui = d.put(uu);
+    be.swiglu_fwd(h, gi, ui, n);
+    if (dg) {
+      float* dgi = be.alloc(n);
+      float* dui = be.alloc(n);
+      be.swiglu_bwd(dgi, dui, d.put(R), gi, ui, n);
+      *dg = d.get(dgi, n);
+      *du = d.get(dui, n);
+    }
+    return d.get(h, n);
+  };
+  std::vector<float> dg_r, du_r, dg_c, du_c;
+  auto o_r = run(*b.ref, g, u, &dg_r, &du_r);
+  EXPECT_LT(rel(run(*b.cpu, g, u, &dg_c, &du_c), o_r), 1e-6);
+  EXPECT_LT(rel(dg_c, dg_r), 1e-6);
+  EXPECT_LT(rel(du_c, du_r), 1e-6);
+  fd_check("swiglu dg", g, dg_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, x, u, nullptr, nullptr), R); });
+  fd_check("swiglu du", u, du_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, g, x, nullptr, nullptr), R); });
+}
+
+TEST(NnOps, CrossEntropyFastEqualsReferenceAndGradients) {
+  Backends b;
+  const int N = 7, V = 50;
+  auto logits = randn(size_t(N) * V, 18, 3.0);
+  std::vector<int32_t> targets = {3, 49, 0, -1, 17, 17, 2};
+  auto run = [&](Backend& be, const std::vector<float>& l, float scale, std::vector<float>* grad) {
+    Dev d{be};
+    float* li = d.put(l);
+    float* losses = be.alloc(size_t(N));
+    be.cross_entropy(losses, li, d.put(targets), N, V, scale);
+    if (grad) *grad = d.get(li, l.size());
+    return d.get(losses, size_t(N));
+  };
+  std::vector<float> g_r, g_c;
+  auto l_r = run(*b.ref, logits, 0.5f, &g_r);
+  EXPECT_LT(rel(run(*b.cpu, logits, 0.5f, &g_c), l_r), 1e-6);
+  EXPECT_LT(rel(g_c, g_r), 1e-6);
+  EXPECT_EQ(l_r[3], 0.0f);  // ignored target
+  EXPECT_LT(rel(run(*b.cpu, logits, 0.0f, nullptr), l_r), 1e-6);  // loss only: same values
+  auto total = [&](const std::vector<float>& l) {
+    double s = 0;
+    for (float x : run(*b.ref, l, 0.0f, nullptr)) s += x;
+    return 0.5 * s;
+  };
+  fd_check("cross-entropy dlogits", logits, g_r, total);
+}
+
+TEST(NnOps, ReductionsAndAdamwFastEqualReference) {
+  Backends b;
+  const size_t n = 100003;  // several blocks and a ragged tail
+  auto x = randn(n, 19);
+  Dev dr{*b.ref}, dc{*b.cpu};
+  EXPECT_NEAR(b.cpu->sum_squares(dc.put(x), n) / b.ref->sum_squares(dr.put(x), n), 1.0, 1e-12);
+  auto p = randn(n, 20), g = randn(n, 21), m = randn(n, 22, 0.1), v = randn(n, 23, 0.1);
+  for (auto& e : v) e = std::fabs(e);
+  auto step = [&](Backend& be) {
+    Dev d{be};
+    float *pp = d.put(p), *mm = d.put(m), *vv = d.put(v);
+    be.adamw(pp, d.put(g), mm, vv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.19f, 0.0975f);
+    return std::vector<std::vector<float>>{d.get(pp, n), d.get(mm, n), d.get(vv, n)};
+  };
+  auto r = step(*b.ref), c = step(*b.cpu);
+  for (int i = 0; i < 3; ++i) EXPECT_LT(rel(c[size_t(i)], r[size_t(i)]), 1e-6) << i;
+}
+
+namespace {
+
+LlamaConfig tiny_config(bool tied) {
+  LlamaConfig c = preset("tiny", 97);
+  c.hidden_size = 32;
+  c.intermediate_size = 40;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
+struct Batch {
+  std::vector<int32_t> ids, targets, pos, doc_start;
+};
+
+// Two rows; the second holds two documents (the second starting at position 5).
+Batch tiny_batch(int B, int T, int V) {
+  Batch b;
+  Rng r(5, "batch");
+  for (int row = 0; row < B; ++row)
+    for (int t = 0; t < T; ++t) {
+      b.ids.push_back(int32_t(r.below(uint64_t(V))));
+      b.targets.push_back(t == 2 && row == 0 ? -1 : int32_t(r.below(uint64_t(V))));
+      const int start = row == 1 && t >= 5 ? 5 : 0;
+      b.doc_start.push_back(start);
+      b.pos.push_back(t - start);
+    }
+  return b;
+}
+
+struct ModelRun {
+  double loss;
+  std::vector<float> grads;
+};
+
+ModelRun run_model(Backend& be, const LlamaConfig& c, Recompute rc, const std::vector<float>* params = nullptr) {
+  const int B = 2, T = 8;
+  LlamaModel m(c, be, B, T, rc);
+  m.init_weights(1);
+  if (params) be.upload(m.param_data(), params->data(), params->size());
+  Batch b = tiny_batch(B, T, int(c.vocab_size));
+  m.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
+  ModelRun r;
+  r.loss = m.forward(1.0f);
+  m.backward();
+  r.grads.resize(m.num_params());
+  be.download(r.grads.data(), m.grad_data(), r.grads.size());
+  return r;
+}
+
+}  // namespace
+
+TEST(NnModel, FastEqualsReferenceTiedAndUntied) {
+  for (bool tied : {false, true}) {
+    Backends b;
+    auto c = tiny_config(tied);
+    ModelRun r = run_model(*b.ref, c, Recompute::none), f = run_model(*b.cpu, c, Recompute::none);
+    EXPECT_NEAR(f.loss / r.loss, 1.0, 1e-5);
+    EXPECT_LT(rel(f.grads, r.grads), 1e-4) << "tied " << tied;
+  }
+}
+
+TEST(NnModel, RecomputeModesGiveBitIdenticalGradients) {
+  Backends b;
+  auto c = tiny_config(false);
+  ModelRun none = run_model(*b.cpu, c, Recompute::none);
+  for (Recompute rc : {Recompute::selective, Recompute::full}) {
+    ModelRun r = run_model(*b.cpu, c, rc);
+    EXPECT_EQ(r.loss, none.loss) << to_string(rc);
+    EXPECT_EQ(r.grads, none.grads) << to_string(rc);
+  }
+}
+
+TEST(NnModel, ParameterGradientsMatchFiniteDifferences) {
+  Backends b;
+  auto c = tiny_config(false);
+  ModelRun base = run_model(*b.ref, c, Recompute::none);
+  LlamaModel probe(c, *b.ref, 2, 8);
+  probe.init_weights(1);
+  std::vector<float> p(probe.num_params());
+  b.ref->download(p.data(), probe.param_data(), p.size());
+  // A few elements of every tensor.
+  std::vector<float> fd, an;
+  for (const auto& s : probe.params()) {
+    for (size_t j = 0; j < 3; ++j) {
+      const size_t i = s.offset + (j * 7919) % s.numel;
+      const float keep = p[i];
+      const double h = 1e-2;
+      p[i] = keep + float(h);
+      const double up = run_model(*b.ref, c, Recompute::none, &p).loss;
+      p[i] = keep - float(h);
+      const double down = run_model(*b.ref, c, Recompute::none, &p).loss;
+      p[i] = keep;
+      fd.push_back(float((up - down) / (2 * h)));
+      an.push_back(base.grads[i]);
+    }
+  }
+  EXPECT_LT(rel(an, fd), 2e-2);
+}
+
+TEST(NnConfig, PresetsAndHfJson) {
+  auto c = preset("llama3-8b", 0);
+  EXPECT_NEAR(double(c.num_params()) / 1e9, 8.03, 0.01);  // Meta's model card: 8.03B
+  EXPECT_NEAR(double(preset("smollm2-135m", 0).num_params()) / 1e6, 134.5, 0.5);
+  auto back = LlamaConfig::from_hf_json(preset("llama3.2-1b", 0).to_hf_json(), "x");
+  EXPECT_TRUE(back.rope_scaling.has_value());
+  EXPECT_EQ(back.num_key_value_heads, 8);
+  EXPECT_THROW(preset("gpt-5", 100), UsageError);
+  nlohmann::json bad = preset("tiny", 10).to_hf_json();
+  bad["num_key_value_heads"] = 3;
+  EXPECT_THROW(LlamaConfig::from_hf_json(bad, "bad.json"), UsageError);
+}
