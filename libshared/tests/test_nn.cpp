@@ -415,11 +415,13 @@ TEST(NnModel, ParameterGradientsMatchFiniteDifferences) {
   probe.init_weights(1);
   std::vector<float> p(probe.num_params());
   b.ref->download(p.data(), probe.param_data(), p.size());
-  // A few elements of every tensor.
-  std::vector<float> fd, an;
+  // A few elements of every tensor, judged tensor by tensor (small gradients, such as q/k's at
+  // initialisation, must not hide behind the embedding's).
   for (const auto& s : probe.params()) {
-    for (size_t j = 0; j < 3; ++j) {
-      const size_t i = s.offset + (j * 7919) % s.numel;
+    std::vector<float> fd, an;
+    const size_t samples = std::min<size_t>(8, s.numel), stride = s.numel / samples;
+    for (size_t j = 0; j < samples; ++j) {  // spread over rows and columns
+      const size_t i = s.offset + j * stride + (j * 13) % stride;
       const float keep = p[i];
       const double h = 1e-2;
       p[i] = keep + float(h);
@@ -430,8 +432,8 @@ TEST(NnModel, ParameterGradientsMatchFiniteDifferences) {
       fd.push_back(float((up - down) / (2 * h)));
       an.push_back(base.grads[i]);
     }
+    EXPECT_LT(rel(an, fd), 5e-2) << s.name;
   }
-  EXPECT_LT(rel(an, fd), 2e-2);
 }
 
 TEST(NnConfig, PresetsAndHfJson) {
