@@ -176,6 +176,7 @@ std::string help_text(const ToolSpec& spec) {
   }
   os << "Exit codes: 0 success, 1 bad input data or I/O failure, 2 usage error (flag, value,\n"
         "config file, missing input, output exists), 70 internal error (a bug: please report),\n"
+        "75 training stopped on SIGTERM/SIGUSR1 after saving a checkpoint (rerun with --resume auto),\n"
         "128+N stopped by signal N (SIGINT 130, SIGTERM 143); partial outputs are removed.\n";
   return os.str();
 }

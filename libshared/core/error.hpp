@@ -16,6 +16,7 @@ enum ExitCode : int {
   kExitRuntime = 1,      // bad input data, corrupt file, I/O failure
   kExitUsage = 2,        // unknown flag, bad value, missing input, bad config file, output exists
   kExitInternal = 70,    // a bug in bellows (an invariant failed); message carries source file:line
+  kExitCheckpointed = 75, // training stopped on SIGTERM/SIGUSR1 after saving a checkpoint: rerun with --resume auto
   kExitInterrupted = 130 // SIGINT/SIGTERM: partial outputs were removed (128 + signal for others)
 };
 

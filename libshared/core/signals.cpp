@@ -24,6 +24,9 @@ void install_signal_handlers() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // SLURM's --signal=USR1@T warning before a time limit; pretrain treats it like SIGTERM
+  // (finish the step, checkpoint, exit 75), other tools like an interrupt.
+  sigaction(SIGUSR1, &sa, nullptr);
 }
 
 int pending_signal() { return g_signal; }

@@ -1,0 +1,433 @@
+#include "train/pretrain.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "core/signals.hpp"
+#include "log/log.hpp"
+#include "log/metrics.hpp"
+#include "log/progress.hpp"
+#include "nn/backend.hpp"
+#include "nn/llama.hpp"
+#include "train/checkpoint.hpp"
+#include "train/run_tokenizer.hpp"
+#include "train/token_data.hpp"
+
+namespace bellows::train {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double lr_at(uint64_t step, uint64_t total, uint64_t warmup, double lr, double min_lr) {
+  if (step < warmup) return lr * double(step + 1) / double(warmup);
+  if (total <= warmup) return lr;
+  const double progress = std::min(1.0, double(step - warmup) / double(total - warmup));
+  return min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Options {
+  std::string data, valid_data, model, run_dir, init_from, resume, backend, tokenizer;
+  int seq_len = 0, micro = 0, global = 0, threads = 0;
+  uint64_t steps = 0, warmup = 0, seed = 1, save_every = 0, eval_every = 0, eval_batches = 0, log_every = 1;
+  unsigned keep = 3;
+  double lr = 0, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, wd = 0.1, clip = 1.0;
+  nn::Recompute recompute = nn::Recompute::none;
+  bool doc_masking = true, skip_nonfinite = false, dry_run = false;
+};
+
+Options read_options(const cli::Invocation& inv) {
+  Options o;
+  o.data = inv.has("data") ? inv.get<std::string>("data") : "";
+  o.valid_data = inv.has("valid-data") ? inv.get<std::string>("valid-data") : "";
+  o.model = inv.get<std::string>("model");
+  o.run_dir = inv.has("output") ? inv.get<std::string>("output") : "";
+  o.init_from = inv.has("init-from") ? inv.get<std::string>("init-from") : "";
+  o.resume = inv.get<std::string>("resume");
+  o.backend = inv.get<std::string>("backend");
+  o.tokenizer = inv.has("tokenizer") ? inv.get<std::string>("tokenizer") : "";
+  auto positive = [&](const char* k) {
+    int64_t v = inv.get<int64_t>(k);
+    if (v <= 0) throw UsageError(std::string("--") + k + " must be positive (got " + std::to_string(v) + ")");
+    return v;
+  };
+  o.seq_len = int(positive("seq-len"));
+  o.micro = int(positive("micro-batch"));
+  o.global = int(inv.has("global-batch") ? positive("global-batch") : o.micro);
+  if (o.global % o.micro != 0)
+    throw UsageError("--global-batch " + std::to_string(o.global) + " is not a multiple of --micro-batch " + std::to_string(o.micro));
+  o.steps = uint64_t(positive("steps"));
+  o.threads = int(inv.get<int64_t>("threads"));
+  o.warmup = inv.get<uint64_t>("warmup-steps");
+  o.seed = inv.get<uint64_t>("seed");
+  o.save_every = inv.get<uint64_t>("save-every");
+  o.eval_every = inv.get<uint64_t>("eval-every");
+  o.eval_batches = inv.get<uint64_t>("eval-batches");
+  o.log_every = std::max<uint64_t>(1, inv.get<uint64_t>("log-every"));
+  o.keep = inv.get<unsigned>("keep-checkpoints");
+  o.lr = inv.get<double>("lr");
+  o.min_lr = inv.has("min-lr") ? inv.get<double>("min-lr") : o.lr / 10;
+  o.beta1 = inv.get<double>("beta1");
+  o.beta2 = inv.get<double>("beta2");
+  o.eps = inv.get<double>("adam-eps");
+  o.wd = inv.get<double>("weight-decay");
+  o.clip = inv.get<double>("grad-clip");
+  if (!(o.lr > 0) || o.min_lr < 0 || o.min_lr > o.lr) throw UsageError("--lr must be positive and --min-lr in [0, lr]");
+  o.recompute = nn::parse_recompute(inv.get<std::string>("recompute"));
+  const std::string dm = inv.get<std::string>("doc-masking");
+  if (dm != "on" && dm != "off") throw UsageError("--doc-masking: '" + dm + "' is not on or off");
+  o.doc_masking = dm == "on";
+  o.skip_nonfinite = inv.get<bool>("skip-nonfinite");
+  o.dry_run = inv.get<bool>("dry-run");
+  if (o.resume != "auto" && o.resume != "none") throw UsageError("--resume: '" + o.resume + "' is not auto or none");
+  if (!o.dry_run && o.data.empty()) throw UsageError("--data DIR is required (token shards from tokenize-pack --mode pretrain)");
+  if (!o.dry_run && o.run_dir.empty()) throw UsageError("-o RUNDIR is required");
+  return o;
+}
+
+std::string gib(double bytes) {
+  std::ostringstream s;
+  s.precision(3);
+  s << bytes / double(1ull << 30) << " GiB";
+  return s.str();
+}
+
+int dry_run(const Options& o, const nn::LlamaConfig& cfg) {
+  const double P = double(cfg.num_params());
+  const double act = double(nn::LlamaModel::activation_floats(cfg, o.micro, o.seq_len, o.recompute)) * 4;
+  const double weights = P * 4, grads = P * 4, adam = P * 8;
+  const double flops_step = cfg.train_flops_per_token(o.seq_len) * double(o.global) * o.seq_len;
+  json plan = {{"model", o.model},
+               {"config", cfg.to_hf_json()},
+               {"parameters", cfg.num_params()},
+               {"micro_batch", o.micro},
+               {"global_batch", o.global},
+               {"accumulation_steps", o.global / o.micro},
+               {"seq_len", o.seq_len},
+               {"recompute", nn::to_string(o.recompute)},
+               {"memory_bytes",
+                {{"weights_fp32", weights}, {"grads_fp32", grads}, {"adamw_moments", adam}, {"activations", act},
+                 {"total", weights + grads + adam + act}}},
+               {"train_flops_per_step", flops_step},
+               {"topology", {{"processes", 1}, {"tensor_parallel", 1}, {"pipeline_parallel", 1}, {"data_parallel", 1}}}};
+  std::cout << "model " << o.model << ": " << cfg.num_params() << " parameters (" << cfg.num_hidden_layers << " layers, hidden "
+            << cfg.hidden_size << ", heads " << cfg.num_attention_heads << "/" << cfg.num_key_value_heads << " kv, vocab "
+            << cfg.vocab_size << ")\n"
+            << "batch: micro " << o.micro << " x seq " << o.seq_len << ", global " << o.global << " ("
+            << o.global / o.micro << " accumulation steps), recompute " << nn::to_string(o.recompute) << "\n"
+            << "memory per process: weights " << gib(weights) << " + grads " << gib(grads) << " + AdamW " << gib(adam)
+            << " + activations " << gib(act) << " = " << gib(weights + grads + adam + act) << "\n"
+            << "compute: " << flops_step / 1e12 << " TFLOP per optimizer step\n"
+            << "plan: " << plan.dump() << "\n";
+  return kExitOk;
+}
+
+struct Eval {
+  double loss = 0;
+  uint64_t tokens = 0;
+};
+
+Eval evaluate(nn::LlamaModel& m, TokenData& data, Batch& b, uint64_t batches, bool doc_masking) {
+  Eval e;
+  double sum = 0;
+  const uint64_t n = std::min<uint64_t>(batches, std::max<uint64_t>(1, data.num_samples() / uint64_t(m.batch())));
+  for (uint64_t i = 0; i < n; ++i) {
+    data.fill(b, m.seq_len(), i * uint64_t(m.batch()), m.batch(), 0, /*shuffle=*/false, doc_masking);
+    m.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
+    sum += m.forward(0.0f);
+    e.tokens += uint64_t(m.batch()) * uint64_t(m.seq_len());
+  }
+  e.loss = sum / double(e.tokens);
+  return e;
+}
+
+int run(cli::Invocation& inv) {
+  const Options o = read_options(inv);
+  std::unique_ptr<TokenData> data;
+  if (!o.data.empty()) {
+    data = std::make_unique<TokenData>(o.data, "train");
+    if (uint64_t(o.seq_len) > data->seq_len())
+      throw UsageError("--seq-len " + std::to_string(o.seq_len) + " is longer than the shards' samples (" +
+                       std::to_string(data->seq_len()) + " tokens) in " + o.data);
+  }
+  const int64_t data_vocab = data ? int64_t(data->vocab_size()) : 0;
+
+  // Where the run starts from: its own newest checkpoint, another checkpoint's weights, or init.
+  std::optional<CheckpointData> start;
+  std::string resumed_from;
+  if (!o.dry_run && o.resume == "auto") {
+    for (const auto& dir : list_checkpoints(o.run_dir)) {
+      try {
+        start = load_checkpoint(dir, /*with_optimizer=*/true);
+        resumed_from = dir;
+        break;
+      } catch (const std::exception& e) {
+        log::warn("skipping checkpoint " + dir + ": " + e.what());
+      }
+    }
+  } else if (!o.dry_run && !list_checkpoints(o.run_dir).empty()) {
+    throw UsageError("-o " + o.run_dir + " already holds checkpoints (newest " + list_checkpoints(o.run_dir).front() +
+                     "): pass --resume auto to continue that run, or choose another directory");
+  }
+  nn::LlamaConfig cfg;
+  if (start) {
+    cfg = start->config;
+  } else if (!o.init_from.empty()) {
+    CheckpointData init = load_checkpoint(resolve_checkpoint(o.init_from), false);
+    cfg = init.config;
+    if (inv.has("model") && o.model != o.init_from)
+      log::info("--init-from: the model's shape comes from " + o.init_from + "; --model is not used");
+    start = std::move(init);
+    start->step = 0;
+    start->train_state = json::object();
+    start->exp_avg.clear();
+    start->exp_avg_sq.clear();
+  } else {
+    cfg = nn::load_model_config(o.model, data_vocab);
+  }
+  if (data && cfg.vocab_size < data_vocab)
+    throw UsageError("the model's vocabulary (" + std::to_string(cfg.vocab_size) + ") is smaller than the data's (" +
+                     std::to_string(data_vocab) + ")");
+  if (o.dry_run) return dry_run(o, cfg);
+  if (start && start->tokenizer_sha256 != data->tokenizer_sha256())
+    throw UsageError(o.data + ": the shards were made with tokenizer " + data->tokenizer_sha256().substr(0, 12) +
+                     " but the model was trained with " + start->tokenizer_sha256.substr(0, 12) + " (" +
+                     (resumed_from.empty() ? o.init_from : resumed_from) + ")");
+  if (o.seq_len > cfg.max_position_embeddings)
+    throw UsageError("--seq-len " + std::to_string(o.seq_len) + " exceeds the model's max_position_embeddings (" +
+                     std::to_string(cfg.max_position_embeddings) + ")");
+  std::unique_ptr<TokenData> valid;
+  if (!o.valid_data.empty()) {
+    valid = std::make_unique<TokenData>(o.valid_data, "valid");
+  } else if (fs::is_directory(o.data)) {
+    try {
+      valid = std::make_unique<TokenData>(o.data, "valid");
+    } catch (const UsageError&) {
+    }  // no validation split: fine
+  }
+  if (valid && valid->tokenizer_sha256() != data->tokenizer_sha256())
+    throw UsageError(valid->files().front() + ": validation shards come from another tokenizer than " + o.data + "'s");
+  if (valid && uint64_t(o.seq_len) > valid->seq_len())
+    throw UsageError("--seq-len " + std::to_string(o.seq_len) + " is longer than the validation shards' samples");
+
+  fs::create_directories(o.run_dir);
+  copy_tokenizer_into_run(o.run_dir, o.data, o.tokenizer, data->tokenizer_sha256());
+  std::ofstream(o.run_dir + "/config.json") << cfg.to_hf_json().dump(2) << "\n";
+
+  auto be = nn::make_backend(o.backend, o.threads);
+  nn::LlamaModel model(cfg, *be, o.micro, o.seq_len, o.recompute);
+  const size_t P = model.num_params();
+  float* m1 = be->alloc(P);
+  float* m2 = be->alloc(P);
+  uint64_t step = 0, consumed = 0, tokens_seen = 0;
+  if (start) {
+    be->upload(model.param_data(), start->params.data(), P);
+    if (!start->exp_avg.empty()) {
+      be->upload(m1, start->exp_avg.data(), P);
+      be->upload(m2, start->exp_avg_sq.data(), P);
+    }
+    step = start->step;
+    consumed = start->train_state.value("consumed_samples", uint64_t{0});
+    tokens_seen = start->train_state.value("tokens_seen", uint64_t{0});
+    if (!resumed_from.empty()) {
+      if (start->train_state.value("seed", o.seed) != o.seed)
+        throw UsageError("--seed " + std::to_string(o.seed) + " differs from the resumed run's (" +
+                         std::to_string(start->train_state.value("seed", o.seed)) + ")");
+      log::info("resumed from " + resumed_from + " at step " + std::to_string(step));
+    } else {
+      log::info("initialised from " + o.init_from + " (fresh optimizer, step 0)");
+    }
+  } else {
+    model.init_weights(o.seed);
+  }
+  const double peak = nn::measure_matmul_peak_gflops(*be, 512);
+  log::info("model: " + std::to_string(P) + " parameters; backend " + be->name() + " (" + std::to_string(be->threads()) +
+            " threads, sgemm peak " + std::to_string(int(peak)) + " GFLOP/s); activations " +
+            gib(double(model.activation_bytes())) + "; recompute " + nn::to_string(o.recompute));
+
+  log::MetricsWriter metrics(o.run_dir + "/metrics.jsonl");
+  const int accum = o.global / o.micro;
+  const uint64_t tokens_per_step = uint64_t(o.global) * uint64_t(o.seq_len);
+  const double flops_per_step = cfg.train_flops_per_token(o.seq_len) * double(tokens_per_step);
+  Batch b;
+  for (auto* v : {&b.ids, &b.targets, &b.pos, &b.doc_start}) v->assign(size_t(o.micro) * size_t(o.seq_len), 0);
+  const auto specs = model.params();
+  std::string last_saved = resumed_from;
+  const json options = inv.effective_options();
+
+  auto save = [&](uint64_t at_step) {
+    CheckpointData d;
+    d.config = cfg;
+    d.tokenizer_sha256 = data->tokenizer_sha256();
+    d.step = at_step;
+    d.train_state = {{"consumed_samples", consumed}, {"tokens_seen", tokens_seen}, {"seed", o.seed},
+                     {"data", o.data}, {"global_batch", o.global}, {"seq_len", o.seq_len}};
+    d.params.resize(P);
+    d.exp_avg.resize(P);
+    d.exp_avg_sq.resize(P);
+    be->download(d.params.data(), model.param_data(), P);
+    be->download(d.exp_avg.data(), m1, P);
+    be->download(d.exp_avg_sq.data(), m2, P);
+    last_saved = save_checkpoint(o.run_dir, d, "pretrain", options, o.keep);
+    log::info("saved checkpoint " + last_saved);
+    metrics.write({{"event", "checkpoint"}, {"step", at_step}, {"path", last_saved}});
+  };
+
+  if (step >= o.steps) {
+    log::info("the run is already at step " + std::to_string(step) + " of " + std::to_string(o.steps) + ": nothing to do");
+    return kExitOk;
+  }
+  const auto run_t0 = Clock::now();
+  while (step < o.steps) {
+    const auto t0 = Clock::now();
+    double data_s = 0, loss_sum = 0;
+    be->zero(model.grad_data(), P);
+    const float grad_scale = float(1.0 / double(tokens_per_step));
+    for (int a = 0; a < accum; ++a) {
+      const auto td = Clock::now();
+      data->fill(b, o.seq_len, consumed + uint64_t(a) * uint64_t(o.micro), o.micro, o.seed, true, o.doc_masking);
+      model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
+      data_s += seconds_since(td);
+      loss_sum += model.forward(grad_scale);
+      model.backward();
+    }
+    const double loss = loss_sum / double(tokens_per_step);
+    const double gnorm = std::sqrt(be->sum_squares(model.grad_data(), P));
+    const double lr = lr_at(step, o.steps, o.warmup, o.lr, o.min_lr);
+    bool skipped = false;
+    if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
+      if (!o.skip_nonfinite)
+        throw RuntimeError("step " + std::to_string(step + 1) + ": the loss or gradient is not finite (loss " +
+                           std::to_string(loss) + ", grad norm " + std::to_string(gnorm) + "); stopped without saving it. " +
+                           (last_saved.empty() ? "No checkpoint was saved yet."
+                                               : "Last good checkpoint: " + last_saved + " (resume with --resume auto)") +
+                           "; --skip-nonfinite skips such steps instead");
+      skipped = true;
+      log::warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient, update skipped (--skip-nonfinite)");
+    } else {
+      if (o.clip > 0 && gnorm > o.clip) be->scale(model.grad_data(), P, float(o.clip / gnorm));
+      const uint64_t t = step + 1;  // AdamW's step count
+      const float bc1 = float(1.0 - std::pow(o.beta1, double(t))), bc2 = float(1.0 - std::pow(o.beta2, double(t)));
+      for (const auto& p : specs)
+        be->adamw(model.param_data() + p.offset, model.grad_data() + p.offset, m1 + p.offset, m2 + p.offset, p.numel,
+                  float(lr), float(o.beta1), float(o.beta2), float(o.eps), p.decay ? float(o.wd) : 0.0f, bc1, bc2);
+    }
+    consumed += uint64_t(o.global);
+    tokens_seen += tokens_per_step;
+    ++step;
+    const double step_s = seconds_since(t0);
+    const double flops = flops_per_step / step_s;
+    json rec = {{"event", "step"}, {"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                {"tokens", tokens_seen}, {"tokens_per_s", double(tokens_per_step) / step_s},
+                {"flops_per_s", flops}, {"mfu", flops / (peak * 1e9)},
+                {"time_s", {{"step", step_s}, {"compute", step_s - data_s}, {"communication", 0.0}, {"data", data_s}}},
+                {"skipped", skipped}};
+    metrics.write(rec);
+    if (step % o.log_every == 0 || step == o.steps) {
+      std::ostringstream line;
+      line.precision(4);
+      line << "step " << step << "/" << o.steps << " loss " << loss << " lr " << lr << " grad_norm " << gnorm << " | "
+           << int(double(tokens_per_step) / step_s) << " tok/s, " << flops / 1e9 << " GFLOP/s, MFU "
+           << 100.0 * flops / (peak * 1e9) << "% | data " << 100.0 * data_s / step_s << "%, comm 0% | elapsed "
+           << log::human_duration(seconds_since(run_t0));
+      log::info(line.str());
+    }
+    if (valid && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
+      Eval e = evaluate(model, *valid, b, o.eval_batches, o.doc_masking);
+      metrics.write({{"event", "eval"}, {"step", step}, {"eval_loss", e.loss}, {"eval_ppl", std::exp(e.loss)},
+                     {"eval_tokens", e.tokens}});
+      log::info("step " + std::to_string(step) + " validation loss " + std::to_string(e.loss) + " (perplexity " +
+                std::to_string(std::exp(e.loss)) + ", " + std::to_string(e.tokens) + " tokens)");
+    }
+    const int sig = pending_signal();
+    if (sig != 0 && sig != SIGINT) {
+      log::warn("signal " + std::to_string(sig) + " received: checkpointing at step " + std::to_string(step) + " and stopping");
+      save(step);
+      log::info("stopped at step " + std::to_string(step) + "; rerun with --resume auto to continue");
+      return kExitCheckpointed;
+    }
+    check_interrupt();  // SIGINT: stop now, as every tool does
+    if ((o.save_every > 0 && step % o.save_every == 0) || step == o.steps) save(step);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+cli::ToolSpec pretrain_tool_spec() {
+  cli::ToolSpec s;
+  s.name = "pretrain";
+  s.summary = "pretrain a Llama-family model on token shards (AdamW, checkpoints that resume exactly)";
+  s.usage = "pretrain --data DIR --model PRESET|config.json --steps N -o RUNDIR [options]";
+  s.description =
+      "Trains from tokens_pretrain shards (tokenize-pack --mode pretrain). --model is a preset (tiny,\n"
+      "small, smollm2-135m, llama3.2-1b, llama3-8b, llama3-70b; vocabulary from the data) or an HF\n"
+      "config.json. Each step: --global-batch samples as --global-batch/--micro-batch accumulated\n"
+      "micro-batches, clipping by global norm, AdamW (no weight decay on norms), warmup then cosine\n"
+      "to --min-lr. RUNDIR gets metrics.jsonl (a record per step: loss, lr, grad norm, tokens/s,\n"
+      "FLOP/s, MFU, time split), config.json, tokenizer/ (a copy of the data's tokenizer) and\n"
+      "checkpoints/step-N/ (atomic; `latest` names the newest; --keep-checkpoints of them kept).\n"
+      "--resume auto continues from the newest complete checkpoint, bit-identically. On SIGTERM or\n"
+      "SIGUSR1 the current step finishes, a checkpoint is saved and the exit code is 75.\n"
+      "--dry-run prints the memory and compute plan of a configuration and trains nothing.";
+  namespace po = cli::po;
+  po::options_description d("Data and model");
+  d.add_options()
+      ("data", po::value<std::string>()->value_name("DIR"), "token shards (train-*.h5) from tokenize-pack --mode pretrain")
+      ("valid-data", po::value<std::string>()->value_name("DIR"), "validation shards (default: DIR's valid-*.h5, if any)")
+      ("tokenizer", po::value<std::string>()->value_name("PATH"),
+       "the shards' tokenizer, copied into RUNDIR (default: found through DIR/report.json)")
+      ("model", po::value<std::string>()->default_value("tiny")->value_name("M"), "preset name or config.json")
+      ("init-from", po::value<std::string>()->value_name("CKPT"), "start from these weights (fresh optimizer, step 0)")
+      ("seq-len", po::value<int64_t>()->default_value(256)->value_name("T"), "tokens per sample (<= the shards')")
+      ("doc-masking", po::value<std::string>()->default_value("on")->value_name("on|off"),
+       "restart attention and positions at document starts stored in the shards");
+  po::options_description t("Training");
+  t.add_options()
+      ("steps", po::value<int64_t>()->default_value(100)->value_name("N"), "optimizer steps")
+      ("micro-batch", po::value<int64_t>()->default_value(8)->value_name("B"), "samples per forward/backward")
+      ("global-batch", po::value<int64_t>()->value_name("G"), "samples per optimizer step (a multiple of B; default B)")
+      ("lr", po::value<double>()->default_value(1e-3, "1e-3")->value_name("X"), "peak learning rate")
+      ("min-lr", po::value<double>()->value_name("X"), "floor of the cosine decay (default lr/10)")
+      ("warmup-steps", po::value<uint64_t>()->default_value(10)->value_name("N"), "linear warmup")
+      ("beta1", po::value<double>()->default_value(0.9, "0.9")->value_name("X"), "AdamW beta1")
+      ("beta2", po::value<double>()->default_value(0.95, "0.95")->value_name("X"), "AdamW beta2")
+      ("adam-eps", po::value<double>()->default_value(1e-8, "1e-8")->value_name("X"), "AdamW epsilon")
+      ("weight-decay", po::value<double>()->default_value(0.1, "0.1")->value_name("X"), "decoupled weight decay (not on norms)")
+      ("grad-clip", po::value<double>()->default_value(1.0, "1.0")->value_name("X"), "clip the global gradient norm (0: off)")
+      ("seed", po::value<uint64_t>()->default_value(1)->value_name("N"), "initialisation and data order")
+      ("recompute", po::value<std::string>()->default_value("none")->value_name("MODE"), "none | selective | full")
+      ("skip-nonfinite", po::bool_switch(), "skip a step whose loss or gradient is NaN/Inf instead of stopping");
+  po::options_description r("Run");
+  r.add_options()
+      ("resume", po::value<std::string>()->default_value("none")->value_name("MODE"), "auto: continue from RUNDIR's newest checkpoint")
+      ("save-every", po::value<uint64_t>()->default_value(0)->value_name("N"), "checkpoint every N steps (always at the end)")
+      ("keep-checkpoints", po::value<unsigned>()->default_value(3)->value_name("K"), "keep the newest K (0: all)")
+      ("eval-every", po::value<uint64_t>()->default_value(0)->value_name("N"), "validation loss every N steps and at the end")
+      ("eval-batches", po::value<uint64_t>()->default_value(8)->value_name("N"), "micro-batches per validation")
+      ("log-every", po::value<uint64_t>()->default_value(1)->value_name("N"), "a log line every N steps")
+      ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "cpu | ref (the slow reference)")
+      ("threads", po::value<int64_t>()->default_value(0)->value_name("N"), "CPU threads (0: all cores)")
+      ("dry-run", po::bool_switch(), "print the memory/compute plan and exit");
+  for (auto* g : {&d, &t, &r}) s.groups.push_back(*g);
+  s.writes_output = false;
+  po::options_description out("Output");
+  out.add_options()("output,o", po::value<std::string>()->value_name("RUNDIR"), "the run directory (created; reused by --resume auto)");
+  s.groups.push_back(out);
+  s.examples = {"pretrain --data tokens/ --model small --seq-len 256 --micro-batch 8 --steps 1000 -o runs/small",
+                "pretrain --data tokens/ --model small --steps 1000 -o runs/small --resume auto",
+                "pretrain --model llama3-8b --seq-len 8192 --micro-batch 1 --dry-run"};
+  s.run = run;
+  return s;
+}
+
+}  // namespace bellows::train

@@ -1,0 +1,107 @@
+#include "train/token_data.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.hpp"
+#include "nn/rng.hpp"
+
+namespace bellows::train {
+namespace fs = std::filesystem;
+
+TokenData::TokenData(const std::string& dir, const std::string& split) {
+  std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) {
+    files_.push_back(dir);
+  } else if (fs::is_directory(dir, ec)) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string name = e.path().filename().string();
+      if (e.is_regular_file() && name.rfind(split + "-", 0) == 0 && e.path().extension() == ".h5")
+        files_.push_back(e.path().string());
+    }
+    std::sort(files_.begin(), files_.end());
+  } else {
+    throw UsageError("'" + dir + "' does not exist");
+  }
+  if (files_.empty()) throw UsageError("'" + dir + "' holds no " + split + "-*.h5 token shards (tokenize-pack --mode pretrain writes them)");
+  for (const auto& f : files_) {
+    Shard s;
+    s.reader = std::make_unique<io::ShardReader>(f, "tokens_pretrain");
+    const uint64_t L = s.reader->attr_uint("seq_len"), V = s.reader->attr_uint("vocab_size");
+    const std::string sha = s.reader->attr_string("tokenizer_sha256");
+    if (shards_.empty()) {
+      seq_len_ = L;
+      vocab_size_ = V;
+      tokenizer_sha_ = sha;
+    } else if (L != seq_len_ || V != vocab_size_ || sha != tokenizer_sha_) {
+      throw RuntimeError(f + ": seq_len " + std::to_string(L) + ", vocab " + std::to_string(V) + ", tokenizer " +
+                         sha.substr(0, 12) + " differ from " + files_.front() + "'s (" + std::to_string(seq_len_) + ", " +
+                         std::to_string(vocab_size_) + ", " + tokenizer_sha_.substr(0, 12) + "): shards of one run must agree");
+    }
+    s.rows = s.reader->attr_uint("num_samples");
+    s.first = total_;
+    s.doc_offsets = s.reader->read_all<uint64_t>("doc_start_offsets");
+    s.doc_data = s.reader->read_all<uint32_t>("doc_start_data");
+    if (s.doc_offsets.size() != s.rows + 1 || s.doc_offsets.back() != s.doc_data.size())
+      throw RuntimeError(f + ": doc_start_offsets do not match num_samples and doc_start_data");
+    total_ += s.rows;
+    shards_.push_back(std::move(s));
+  }
+  if (total_ == 0) throw UsageError("'" + dir + "' has token shards but no samples");
+  block_rows_ = std::max<uint64_t>(1, (1u << 20) / ((seq_len_ + 1) * sizeof(uint32_t)));
+}
+
+uint64_t TokenData::sample_at(uint64_t k, uint64_t seed) {
+  const uint64_t epoch = k / total_, i = k % total_;
+  if (epoch != perm_epoch_ || seed != perm_seed_) {
+    perm_.resize(total_);
+    for (uint64_t j = 0; j < total_; ++j) perm_[j] = j;
+    nn::Rng rng(seed, "epoch-" + std::to_string(epoch));
+    for (uint64_t j = total_ - 1; j > 0; --j) std::swap(perm_[j], perm_[rng.below(j + 1)]);  // Fisher-Yates
+    perm_epoch_ = epoch;
+    perm_seed_ = seed;
+  }
+  return perm_[i];
+}
+
+const uint32_t* TokenData::row_tokens(size_t shard, uint64_t row) {
+  const uint64_t row0 = row / block_rows_ * block_rows_;
+  for (auto it = blocks_.begin(); it != blocks_.end(); ++it)
+    if (it->shard == shard && it->row0 == row0) {
+      blocks_.splice(blocks_.begin(), blocks_, it);
+      return blocks_.front().tokens.data() + (row - row0) * (seq_len_ + 1);
+    }
+  const Shard& s = shards_[shard];
+  Block b{shard, row0, s.reader->read_rows<uint32_t>("tokens", row0, std::min(block_rows_, s.rows - row0))};
+  blocks_.push_front(std::move(b));
+  if (blocks_.size() > 16) blocks_.pop_back();
+  return blocks_.front().tokens.data() + (row - row0) * (seq_len_ + 1);
+}
+
+void TokenData::fill(Batch& b, int T, uint64_t first, int rows, uint64_t seed, bool shuffle, bool doc_masking) {
+  BELLOWS_CHECK(uint64_t(T) <= seq_len_, "T longer than the shards' samples");
+  for (int r = 0; r < rows; ++r) {
+    const uint64_t k = first + uint64_t(r);
+    const uint64_t g = shuffle ? sample_at(k, seed) : k % total_;
+    size_t si = 0;
+    while (si + 1 < shards_.size() && shards_[si + 1].first <= g) ++si;
+    const Shard& s = shards_[si];
+    const uint64_t row = g - s.first;
+    const uint32_t* tok = row_tokens(si, row);
+    const size_t base = size_t(r) * size_t(T);
+    // Document starts of this sample, ascending (positions 0..seq_len).
+    const uint32_t* ds = s.doc_data.data() + s.doc_offsets[row];
+    const size_t nds = s.doc_offsets[row + 1] - s.doc_offsets[row];
+    size_t next = 0;
+    int start = 0;
+    for (int t = 0; t < T; ++t) {
+      while (doc_masking && next < nds && int(ds[next]) <= t) start = int(ds[next++]);
+      b.ids[base + size_t(t)] = int32_t(tok[t]);
+      b.targets[base + size_t(t)] = int32_t(tok[t + 1]);
+      b.doc_start[base + size_t(t)] = start;
+      b.pos[base + size_t(t)] = t - start;
+    }
+  }
+}
+
+}  // namespace bellows::train
