@@ -148,7 +148,7 @@ print('ok')"
     run "${TRAIN[@]}" --steps 2 --global-batch 6 -o "$D/x"
     assert_failure 2
     assert_output --partial "--global-batch 6 is not a multiple of --micro-batch 4"
-    run "$BIN/pretrain" --data "$SHARED/tok" --steps 2 --model gpt-9 -o "$D/x"
+    run "$BIN/pretrain" --data "$SHARED/tok" --seq-len 64 --steps 2 --model gpt-9 -o "$D/x"
     assert_failure 2
     assert_output --partial "unknown preset 'gpt-9'"
     run "${TRAIN[@]}" --steps 2 -o "$D/ok"
