@@ -5,8 +5,11 @@ bats_load_library bats-assert
 bats_load_library bats-file
 
 REPO_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
-BIN=$REPO_ROOT/${BUILD:-build}/bin
-TESTBIN=$REPO_ROOT/${BUILD:-build}/tests
+# BUILD may be relative to the repository (the default, build) or absolute.
+BUILD_DIR=${BUILD:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$REPO_ROOT/$BUILD_DIR
+BIN=$BUILD_DIR/bin
+TESTBIN=$BUILD_DIR/tests
 MPIRUN=$REPO_ROOT/tests/mpirun.sh
 
 # Every tool in build/bin, so each new tool is covered by the generic CLI tests at once.

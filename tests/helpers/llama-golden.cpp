@@ -1,0 +1,193 @@
+// Test helper: runs our Llama model (nn::LlamaModel on the fast CPU backend) on a small config
+// and one fixed batch, and writes what a PyTorch re-implementation of HF's LlamaForCausalLM
+// (tests/python/check_llama_golden.py) needs to recompute and compare everything:
+//   llama-golden OUTDIR [--tied] [--rope-scaling] [--seed N]
+// OUTDIR/
+//   config.json         the model config, HF field names (LlamaConfig::to_hf_json)
+//   batch.json          B, T and the B*T arrays ids, targets (-1: no loss), pos, doc_start
+//   params/NAME.npy     every initial parameter, HF name and logical shape, float32
+//   logits.npy          [B*T, V] from the forward pass
+//   loss.json           mean loss over the targets != -1 (and its sum and count)
+//   grads/NAME.npy      the gradient of the mean loss for every parameter
+//   adamw_losses.json   the mean loss before each of 10 AdamW steps on the same batch, with the
+//                       optimizer's hyper-parameters
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "nn/backend.hpp"
+#include "nn/config.hpp"
+#include "nn/llama.hpp"
+#include "nn/rng.hpp"
+
+using namespace bellows;
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr, "llama-golden: %s\nusage: llama-golden OUTDIR [--tied] [--rope-scaling] [--seed N]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+// A float32 array as a .npy file (format 1.0, little-endian '<f4', C order), which numpy and
+// torch read without help.
+void write_npy(const fs::path& path, const std::vector<float>& data, const std::vector<int64_t>& shape) {
+  std::string dims;
+  for (int64_t d : shape) dims += std::to_string(d) + ", ";
+  dims.erase(dims.size() - (shape.size() == 1 ? 1 : 2));  // "(3,)" for one dimension, "(3, 4)" for more
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // The 10-byte preamble plus the header, padded with spaces and ended by '\n', fills a whole
+  // number of 64-byte blocks, as numpy writes it.
+  const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
+  header.append(total - 10 - header.size() - 1, ' ');
+  header += '\n';
+  const uint16_t len = uint16_t(header.size());
+  std::ofstream f(path, std::ios::binary);
+  f.write("\x93NUMPY\x01\x00", 8);
+  const char len_le[2] = {char(len & 0xff), char(len >> 8)};
+  f.write(len_le, 2);
+  f << header;
+  f.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * sizeof(float)));
+  if (!f) throw std::runtime_error("cannot write " + path.string());
+}
+
+void write_json(const fs::path& path, const nlohmann::json& j) {
+  std::ofstream f(path);
+  // nlohmann writes doubles with enough digits to round-trip.
+  f << j.dump(2) << '\n';
+  if (!f) throw std::runtime_error("cannot write " + path.string());
+}
+
+// Every tensor of the model's parameter (or gradient) buffer as DIR/NAME.npy.
+void write_tensors(const fs::path& dir, nn::LlamaModel& m, const float* buf) {
+  fs::create_directories(dir);
+  std::vector<float> all(m.num_params());  // [num_params], all tensors back to back
+  m.backend().download(all.data(), buf, all.size());
+  for (const auto& s : m.params()) {
+    std::vector<float> t(all.begin() + std::ptrdiff_t(s.offset), all.begin() + std::ptrdiff_t(s.offset + s.numel));
+    write_npy(dir / (s.name + ".npy"), t, s.shape);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string outdir;
+  bool tied = false, rope_scaling = false;
+  uint64_t seed = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--tied") tied = true;
+    else if (arg == "--rope-scaling") rope_scaling = true;
+    else if (arg == "--seed") {
+      if (i + 1 >= argc) usage("missing value for --seed");
+      char* end = nullptr;
+      seed = std::strtoull(argv[++i], &end, 10);
+      if (*end != '\0') usage("--seed: not a number");
+    } else if (!arg.empty() && arg[0] == '-') usage("unknown option " + arg);
+    else if (outdir.empty()) outdir = arg;
+    else usage("more than one OUTDIR");
+  }
+  if (outdir.empty()) usage("no OUTDIR");
+
+  try {
+    // Small, but with every feature the check should see: GQA (6 query heads sharing 2 KV
+    // heads), several layers, head_dim 8 (hidden 48 / 6 heads) so RoPE has 4 frequencies.
+    nn::LlamaConfig cfg = nn::preset("tiny", 101);
+    cfg.hidden_size = 48;
+    cfg.intermediate_size = 72;
+    cfg.num_hidden_layers = 2;
+    cfg.num_attention_heads = 6;
+    cfg.num_key_value_heads = 2;
+    cfg.max_position_embeddings = 64;
+    cfg.rope_theta = 10000.0;
+    cfg.tie_word_embeddings = tied;
+    if (rope_scaling) {
+      // With an original context of 16, the wavelengths at head_dim 8 (2 pi x 1, 10, 100, 1000)
+      // fall one in the smoothed band (between 16/4 and 16/1) and three above it (divided by
+      // the factor): every frequency changes, by both rules.
+      nn::RopeScaling s;
+      s.factor = 4.0;
+      s.low_freq_factor = 1.0;
+      s.high_freq_factor = 4.0;
+      s.original_max_position_embeddings = 16;
+      cfg.rope_scaling = s;
+    }
+
+    // Two rows of 12; row 1 packs two documents (the second starts at t = 5: attention window
+    // and RoPE positions restart there); the last token of row 1's first document has no target,
+    // as packing leaves it.
+    const int B = 2, T = 12, V = int(cfg.vocab_size);
+    std::vector<int32_t> ids, targets, pos, doc_start;  // each [B*T]
+    nn::Rng rng(seed, "llama-golden batch");
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < T; ++t) {
+        const int start = b == 1 && t >= 5 ? 5 : 0;
+        ids.push_back(int32_t(rng.below(uint64_t(V))));
+        const int32_t target = int32_t(rng.below(uint64_t(V)));
+        targets.push_back(b == 1 && t == 4 ? -1 : target);
+        pos.push_back(t - start);
+        doc_start.push_back(start);
+      }
+    int count = 0;
+    for (int32_t x : targets) count += x != -1;
+
+    auto be = nn::make_cpu_backend(2);
+    nn::LlamaModel m(cfg, *be, B, T);
+    m.init_weights(seed);
+    m.set_batch(ids.data(), targets.data(), pos.data(), doc_start.data());
+
+    const fs::path out(outdir);
+    fs::create_directories(out);
+    write_json(out / "config.json", cfg.to_hf_json());
+    write_json(out / "batch.json", {{"B", B}, {"T", T}, {"ids", ids}, {"targets", targets}, {"pos", pos},
+                                    {"doc_start", doc_start}});
+    write_tensors(out / "params", m, m.param_data());
+
+    // Logits: forward(0) leaves them in place (a nonzero scale would overwrite them by dlogits).
+    const double sum = m.forward(0.0f);
+    std::vector<float> logits(size_t(B) * T * V);  // [B*T, V]
+    be->download(logits.data(), m.logits(), logits.size());
+    write_npy(out / "logits.npy", logits, {int64_t(B) * T, V});
+    write_json(out / "loss.json", {{"loss", sum / count}, {"sum", sum}, {"count", count}});
+
+    // AdamW as torch.optim.AdamW does it, on the same batch every step; the first step's
+    // gradients (of the initial parameters) are the ones written out. The hyper-parameters go to
+    // the JSON as these doubles and to the backend as floats, as torch's float32 kernels take them.
+    const double lr = 1e-2, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+    const size_t n = m.num_params();
+    float* mom = be->alloc(n);  // [num_params] first moment
+    float* var = be->alloc(n);  // [num_params] second moment
+    be->zero(mom, n);
+    be->zero(var, n);
+    std::vector<double> losses;
+    for (int step = 1; step <= 10; ++step) {
+      be->zero(m.grad_data(), n);  // backward() accumulates
+      losses.push_back(m.forward(1.0f / float(count)) / count);
+      m.backward();
+      if (step == 1) write_tensors(out / "grads", m, m.grad_data());
+      const double bc1 = 1.0 - std::pow(b1, step), bc2 = 1.0 - std::pow(b2, step);
+      for (const auto& s : m.params())  // no weight decay on the norms
+        be->adamw(m.param_data() + s.offset, m.grad_data() + s.offset, mom + s.offset, var + s.offset, s.numel,
+                  float(lr), float(b1), float(b2), float(eps), s.decay ? float(wd) : 0.0f, float(bc1), float(bc2));
+    }
+    write_json(out / "adamw_losses.json", {{"lr", lr}, {"betas", {b1, b2}}, {"eps", eps}, {"weight_decay", wd},
+                                           {"losses", losses}});
+    std::printf("llama-golden: %zu parameters, loss %.6f over %d targets, written to %s\n", n, sum / count, count,
+                outdir.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llama-golden: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
