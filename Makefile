@@ -23,7 +23,7 @@ DEB_PACKAGES := g++ make pkg-config git \
   libboost-program-options-dev libzstd-dev zstd zlib1g-dev nlohmann-json3-dev \
   libcld2-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsimdjson-dev libsentencepiece-dev \
   libgtest-dev bats bats-assert bats-support bats-file \
-  libopenblas-openmp-dev python3-torch \
+  libopenblas-openmp-dev python3-torch python3-matplotlib \
   slurm-wlm munge python3 python3-venv time
 
 # --- toolchain and flags ---------------------------------------------------------------------
@@ -61,7 +61,7 @@ LIB_SRCS := $(filter-out libshared/cuda/device_info_none.cpp,$(shell find libsha
 LIB_SRCS_NOCUDA := $(LIB_SRCS) libshared/cuda/device_info_none.cpp
 SCHEMAS  := $(sort $(wildcard schemas/*.json))
 GEN_SCHEMAS := $(BUILD)/gen/schemas_embedded.cpp
-TOOLS    := $(notdir $(wildcard tools/*))
+TOOLS    := $(notdir $(patsubst %/main.cpp,%,$(wildcard tools/*/main.cpp)))
 TEST_SRCS := $(wildcard libshared/tests/*.cpp)
 MPI_TEST_SRCS := $(wildcard libshared/tests/mpi/*.cpp)
 HELPER_SRCS := $(wildcard tests/helpers/*.cpp)
@@ -88,7 +88,7 @@ REQ_HASH := $(shell sha256sum $(PY_REQ) 2>/dev/null | cut -c1-12)
 VENV     ?= $(HOME)/.cache/bellows/venv-$(REQ_HASH)
 SYS_PY   := /usr/bin/python3
 
-.PHONY: all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+.PHONY: plot all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
         bench-venv-tokenize bench-tokenize
 
 all: $(BINS) $(HELPERS)
@@ -276,8 +276,14 @@ bench-tokenize:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bellows/sbatch $(DESTDIR)$(PREFIX)/share/bellows/schemas
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 tools/plot_metrics.py $(DESTDIR)$(PREFIX)/bin/bellows-plot-metrics
 	install -m 644 sbatch/* $(DESTDIR)$(PREFIX)/share/bellows/sbatch/
 	install -m 644 $(SCHEMAS) $(DESTDIR)$(PREFIX)/share/bellows/schemas/
+
+# A pretrain run's loss / learning-rate / throughput chart: make plot RUN=runs/small
+plot:
+	@test -n "$(RUN)" || { echo "usage: make plot RUN=RUNDIR (a pretrain run directory)"; exit 2; }
+	/usr/bin/python3 tools/plot_metrics.py $(RUN)/metrics.jsonl -o $(RUN)/metrics.png
 
 clean:
 	rm -rf $(BUILD)
