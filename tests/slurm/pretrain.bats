@@ -1,0 +1,269 @@
+#!/usr/bin/env bats
+# bats file_tags=slurm
+#
+# sbatch/pretrain.sbatch on the single-node test cluster of tests/slurm/: a pretrain job must
+# finish with the checkpoints and the very losses of a local run; a job stopped with SIGUSR1 (what
+# --signal=B:USR1@T sends before the time limit) must checkpoint and exit 75, and continue from
+# that checkpoint when resubmitted — or by itself when requeued — with the losses of an
+# uninterrupted run; bad input must end FAILED with pretrain's message in the output.
+#
+# The cluster must already be running. Same environment as smoke.bats (tests/slurm/helpers.bash):
+#   BELLOWS_SLURM_STATE  the STATE_DIR given to tests/slurm/start-cluster.sh
+#   BELLOWS_BIN          directory holding the built pretrain and tokenize-pack
+#   BELLOWS_SLURM_JOB_TIMEOUT  seconds one job may take, queued + running (120)
+#
+#   tests/slurm/start-cluster.sh /tmp/bellows-slurm
+#   BELLOWS_SLURM_STATE=/tmp/bellows-slurm BELLOWS_BIN=$PWD/build/bin bats tests/slurm/pretrain.bats
+#   tests/slurm/stop-cluster.sh /tmp/bellows-slurm
+#
+# Every job gets --cpus-per-task=1, so the script passes --threads 1, and the local runs use
+# --threads 1 too (the same arithmetic; and 1 thread is fast on a busy 2-core machine).
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+    # Token shards for every test: a small corpus and a 300-token BPE learned from it. (Without
+    # BELLOWS_BIN, setup reports what is missing.)
+    [[ -x ${BELLOWS_BIN:-}/tokenize-pack ]] || return 0
+    cd "$BATS_FILE_TMPDIR" || return 1
+    python3 - <<'PY' || return 1
+import json, random
+random.seed(5)
+words = ("the cluster trains a model on shards while the scheduler waits and the loss goes down "
+         "tokens flow from curated documents into packed samples every step").split()
+with open("corpus.jsonl", "w") as f:
+    for i in range(300):
+        f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(random.randint(20, 200)))}) + "\n")
+PY
+    "$BELLOWS_BIN/tokenize-pack" --train-vocab-size 300 --mode pretrain --seq-len 64 --valid-fraction 0.1 \
+        --progress off corpus.jsonl -o tok 2>tok.log
+}
+
+setup() {
+    load helpers # slurm_setup, slurm_teardown, submit_and_wait, job_field
+    slurm_setup pretrain
+    [[ -x $BELLOWS_BIN/tokenize-pack ]] || fail "no executable $BELLOWS_BIN/tokenize-pack"
+    [[ -f $BATS_FILE_TMPDIR/tok/train-r00000-00000.h5 ]] ||
+        fail "setup_file made no token shards: $(cat "$BATS_FILE_TMPDIR/tok.log" 2>&1)"
+    PY=/usr/bin/python3
+    [[ -x $PY ]] || PY=$(command -v python3) || fail "python3 not found"
+    ln -s "$BATS_FILE_TMPDIR/tok" tok
+    SCRIPT=$REPO_ROOT/sbatch/pretrain.sbatch
+    # The model and batch of every run here.
+    MODEL=(--data tok --model tiny --seq-len 64 --micro-batch 4)
+    # A run long enough to be signalled while it trains (4 micro-batches a step, a few ms each).
+    LONG=("${MODEL[@]}" --global-batch 16 --steps 300 --save-every 50 --log-every 25)
+}
+
+teardown() {
+    slurm_teardown
+}
+
+# losses METRICS — "step loss" per line, the last record of each step (a resumed run logs again
+# the steps after its checkpoint), losses as Python's repr (all digits).
+losses() {
+    "$PY" - "$1" <<'PY'
+import json, sys
+last = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "step":
+        last[r["step"]] = r["loss"]
+for s in sorted(last):
+    print(s, repr(last[s]))
+PY
+}
+
+# local_run RUNDIR ARGS... — pretrain here, one thread, into RUNDIR.
+local_run() {
+    local dir=$1
+    shift
+    run --separate-stderr "$BELLOWS_BIN/pretrain" "$@" -o "$dir" --threads 1 --progress off
+    assert_success
+}
+
+# reference_losses — the losses of an uninterrupted local run of LONG (made once per file).
+reference_losses() {
+    local ref=$BATS_FILE_TMPDIR/reference
+    if [[ ! -s $ref.losses ]]; then
+        local_run "$ref" "${LONG[@]}"
+        losses "$ref/metrics.jsonl" >"$ref.losses"
+    fi
+    cat "$ref.losses"
+}
+
+# submit SBATCH_ARGS... — submit without waiting; sets JOBID and OUTFILE (--output is added).
+submit() {
+    local out
+    out=$(timeout 30 sbatch --parsable --output="$BATS_TEST_TMPDIR/pretrain-%j.out" "$@" 2>&1) ||
+        fail "sbatch $* failed: $out"
+    JOBID=${out%%;*}
+    [[ $JOBID =~ ^[0-9]+$ ]] || fail "sbatch gave no job id: $out"
+    OUTFILE=$BATS_TEST_TMPDIR/pretrain-$JOBID.out
+}
+
+# submit_and_wait_out SBATCH_ARGS... — submit_and_wait (tests/slurm/helpers.bash) with the output in
+# this test's directory; sets OUTFILE too.
+submit_and_wait_out() {
+    submit_and_wait --output="$BATS_TEST_TMPDIR/pretrain-%j.out" "$@"
+    OUTFILE=$BATS_TEST_TMPDIR/pretrain-$JOBID.out
+}
+
+# wait_job CONDITION — poll scontrol until CONDITION (a bash expression over JOB_STATE and
+# JOB_INFO) holds, at most JOB_TIMEOUT s; fails when the job ends first.
+wait_job() {
+    local deadline=$((SECONDS + JOB_TIMEOUT))
+    while :; do
+        JOB_INFO=$(timeout 10 scontrol show job -o "$JOBID" 2>&1 || true)
+        JOB_STATE=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$JOB_INFO")
+        eval "$1" && return 0
+        ! final_state || fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode) before '$1'"
+        ((SECONDS < deadline)) || fail "job $JOBID: '$1' not reached after ${JOB_TIMEOUT}s (state ${JOB_STATE:-unknown})"
+        sleep 0.2
+    done
+}
+
+final_state() {
+    case $JOB_STATE in
+    PENDING | CONFIGURING | RUNNING | COMPLETING | SUSPENDED | REQUEUED | RESIZING | STAGE_OUT | "") return 1 ;;
+    esac
+}
+
+# signal_when_training — once the job's run/metrics.jsonl has 3 steps, send SIGUSR1 to the batch
+# shell only (what #SBATCH --signal=B:USR1@T does).
+signal_when_training() {
+    local deadline=$((SECONDS + JOB_TIMEOUT))
+    until [[ -f run/metrics.jsonl ]] && (($(grep -c '"event":"step"' run/metrics.jsonl) >= 3)); do
+        JOB_INFO=$(timeout 10 scontrol show job -o "$JOBID" 2>&1 || true)
+        JOB_STATE=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$JOB_INFO")
+        ! final_state || fail "job $JOBID ended $JOB_STATE before it trained 3 steps"
+        ((SECONDS < deadline)) || fail "job $JOBID: no 3 steps in run/metrics.jsonl after ${JOB_TIMEOUT}s"
+        sleep 0.05
+    done
+    timeout 10 scancel --batch --signal=USR1 "$JOBID" || fail "scancel --batch --signal=USR1 $JOBID failed"
+}
+
+# stopped_step — N of the job output's "STOPPED at step N" line (fails without one).
+stopped_step() {
+    local n
+    n=$(sed -n 's/^bellows-pretrain: STOPPED at step \([0-9]*\), .*/\1/p' "$OUTFILE" | head -n 1)
+    [[ -n $n ]] || fail "no STOPPED line in $OUTFILE"
+    echo "$n"
+}
+
+@test "pretrain.sbatch: COMPLETED, --threads and --resume auto added, checkpoints, the same losses as a local run" {
+    submit_and_wait_out --cpus-per-task=1 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN" \
+        "$SCRIPT" "${MODEL[@]}" --steps 20 --save-every 5 -o run
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
+
+    run cat "$OUTFILE"
+    assert_line --partial "bellows-pretrain: job $JOBID on "
+    assert_line --partial ", 1 task, 1 cpus, restart 0, in $BATS_TEST_TMPDIR, "
+    assert_line "bellows-pretrain: running: $BELLOWS_BIN/pretrain ${MODEL[*]} --steps 20 --save-every 5 -o run --threads 1 --resume auto"
+    assert_line --regexp ' info: model: [0-9]+ parameters; backend cpu \(1 threads, '
+    assert_line --regexp ' info: step 20/20 loss [0-9.]+ '
+    refute_line --partial "resumed from"
+    run grep -c '^bellows-pretrain: OK: finished step 20 in [0-9]*s; metrics: run/metrics\.jsonl, newest checkpoint: run/checkpoints/step-00000020$' "$OUTFILE"
+    assert_output 1
+
+    # The newest 3 checkpoints (every 5 steps), `latest` naming the last.
+    assert_equal "$(cat run/checkpoints/latest)" step-00000020
+    run ls run/checkpoints
+    assert_output "latest
+step-00000010
+step-00000015
+step-00000020"
+    [[ -f run/checkpoints/step-00000020/model.h5 ]] || fail "no run/checkpoints/step-00000020/model.h5"
+
+    # The same losses, bit for bit, as pretrain run here with the same arguments and threads.
+    local_run local "${MODEL[@]}" --steps 20 --save-every 5
+    assert_equal "$(losses run/metrics.jsonl | wc -l)" 20
+    assert_equal "$(losses run/metrics.jsonl)" "$(losses local/metrics.jsonl)"
+}
+
+@test "pretrain.sbatch preempted: SIGUSR1 to the batch shell, checkpoint, ExitCode=75:0; resubmitted, it resumes and matches an uninterrupted run" {
+    submit --cpus-per-task=1 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,BELLOWS_REQUEUE=0" \
+        "$SCRIPT" "${LONG[@]}" -o run
+    signal_when_training
+    wait_job final_state
+    [[ $JOB_STATE == FAILED && $(job_field ExitCode) == 75:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected FAILED ExitCode=75:0"
+
+    # The script passed the signal on; pretrain finished its step, saved a checkpoint and stopped.
+    local n ckpt first=$OUTFILE
+    n=$(stopped_step)
+    ((n >= 3 && n < 300)) || fail "stopped at step $n, expected between 3 and 299"
+    ckpt=run/checkpoints/$(printf 'step-%08d' "$n")
+    run cat "$OUTFILE"
+    assert_line --regexp '^bellows-pretrain: SIGUSR1 received .*: passing it on to pretrain '
+    assert_line --regexp " warn: signal 10 received: checkpointing at step $n and stopping$"
+    assert_line --regexp " info: saved checkpoint $ckpt$"
+    refute_line --partial "SIGTERM received"
+    assert_line "bellows-pretrain: STOPPED at step $n, checkpoint $ckpt; not requeued (BELLOWS_REQUEUE=0); resubmit to continue: sbatch $SCRIPT ${LONG[*]} -o run (with the same sbatch options)"
+    assert_equal "$(cat run/checkpoints/latest)" "${ckpt##*/}"
+    [[ -f $ckpt/model.h5 ]] || fail "no $ckpt/model.h5"
+
+    # The same command again continues from that checkpoint and finishes.
+    submit_and_wait_out --cpus-per-task=1 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,BELLOWS_REQUEUE=0" \
+        "$SCRIPT" "${LONG[@]}" -o run
+    [[ $first != "$OUTFILE" ]] || fail "the resubmitted job wrote to the first job's output"
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
+    run cat "$OUTFILE"
+    assert_line --regexp " info: resumed from $ckpt at step $n$"
+    assert_line --regexp '^bellows-pretrain: OK: finished step 300 in [0-9]+s; metrics: run/metrics\.jsonl, newest checkpoint: run/checkpoints/step-00000300$'
+
+    # Every step's loss (its last record) equals that of an uninterrupted run.
+    assert_equal "$(losses run/metrics.jsonl | wc -l)" 300
+    assert_equal "$(losses run/metrics.jsonl)" "$(reference_losses)"
+}
+
+@test "pretrain.sbatch requeues itself after SIGUSR1: the same job continues from the checkpoint and matches an uninterrupted run" {
+    submit --cpus-per-task=1 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN" "$SCRIPT" "${LONG[@]}" -o run
+    signal_when_training
+    # Requeued: pending again, one restart. SLURM holds a requeued job back for about 2 minutes
+    # (its BeginTime); start it now.
+    # shellcheck disable=SC2016  # evaluated by wait_job
+    wait_job '[[ $JOB_STATE == PENDING && $(job_field Restarts) == 1 ]]'
+    timeout 10 scontrol update JobId="$JOBID" StartTime=now || fail "scontrol update JobId=$JOBID StartTime=now failed"
+    wait_job final_state
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 && $(job_field Restarts) == 1 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode) Restarts=$(job_field Restarts), expected COMPLETED ExitCode=0:0 Restarts=1"
+
+    # Both runs of the job in its one output (--open-mode=append).
+    local n ckpt
+    n=$(stopped_step)
+    ((n >= 3 && n < 300)) || fail "stopped at step $n, expected between 3 and 299"
+    ckpt=run/checkpoints/$(printf 'step-%08d' "$n")
+    run cat "$OUTFILE"
+    assert_line --partial ", 1 task, 1 cpus, restart 0, in $BATS_TEST_TMPDIR, "
+    assert_line "bellows-pretrain: STOPPED at step $n, checkpoint $ckpt; requeued as job $JOBID: it continues from the checkpoint when it runs again (BELLOWS_REQUEUE=0 to stop instead)"
+    assert_line --partial ", 1 task, 1 cpus, restart 1, in $BATS_TEST_TMPDIR, "
+    assert_line --regexp " info: resumed from $ckpt at step $n$"
+    run grep -c '^bellows-pretrain: OK: finished step 300 in [0-9]*s; ' "$OUTFILE"
+    assert_output 1
+
+    assert_equal "$(losses run/metrics.jsonl | wc -l)" 300
+    assert_equal "$(losses run/metrics.jsonl)" "$(reference_losses)"
+}
+
+@test "pretrain.sbatch with --seq-len longer than the shards: FAILED with ExitCode=2:0 and pretrain's message once" {
+    submit_and_wait_out --cpus-per-task=1 --time=00:01:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN" \
+        "$SCRIPT" --data tok --model tiny --seq-len 128 --micro-batch 4 --steps 5 -o run
+    assert_equal "$JOB_STATE" FAILED
+    assert_equal "$(job_field ExitCode)" 2:0
+    run grep -c "^pretrain: --seq-len 128 is longer than the shards' samples (64 tokens) in tok$" "$OUTFILE"
+    assert_output 1
+    run grep -c '^bellows-pretrain: FAILED: pretrain exit status 2 after [0-9]*s (.*the line above from pretrain says why)$' "$OUTFILE"
+    assert_output 1
+    [[ ! -e run ]] || fail "run directory 'run' exists after a usage error"
+}
+
+@test "pretrain.sbatch without arguments: FAILED with ExitCode=2:0 and the usage line" {
+    submit_and_wait_out --time=00:01:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN" "$SCRIPT"
+    assert_equal "$JOB_STATE" FAILED
+    assert_equal "$(job_field ExitCode)" 2:0
+    run cat "$OUTFILE"
+    assert_output "bellows-pretrain: error: no arguments; usage: sbatch pretrain.sbatch --data TOKENS --model PRESET --steps N -o RUNDIR [pretrain options]"
+}
