@@ -75,6 +75,14 @@ class Backend {
                              const float* v, const float* att, const int32_t* doc_start, int B, int T, int H, int KV,
                              int D) = 0;
 
+  // Inference: attention of M new queries of one sequence against its KV cache. q[M,H*D] holds
+  // the queries of positions t0..t0+M-1; kc, vc [t0+M, KV*D] the keys (after RoPE) and values
+  // of positions 0..t0+M-1, the new ones included. Query i attends to positions [0, t0+i] (no
+  // document windows: generation runs one document). out[M,H*D] =. Keeps no probabilities:
+  // nothing is differentiated at inference.
+  virtual void attention_cached_fwd(float* out, const float* q, const float* kc, const float* vc, int M, int t0,
+                                    int H, int KV, int D) = 0;
+
   // h[n] = silu(g[n]) * u[n]
   virtual void swiglu_fwd(float* h, const float* g, const float* u, size_t n) = 0;
   // dg[n] =, du[n] =

@@ -226,6 +226,41 @@ class CpuBackend final : public Backend {
       }
   }
 
+  void attention_cached_fwd(float* out, const float* q, const float* kc, const float* vc, int M, int t0, int H, int KV,
+                            int D) override {
+    const int group = H / KV;
+    const float scale = 1.0f / std::sqrt(float(D));
+    const size_t qs = size_t(H) * D, ks = size_t(KV) * D;
+    // A task per (query, head); when decoding (M = 1) the heads are the parallelism.
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+    for (int i = 0; i < M; ++i)
+      for (int h = 0; h < H; ++h) {
+        const int g = h / group, t = t0 + i;
+        float* a = scratch_for_thread(size_t(t) + 1);  // [t+1] scores, then probabilities
+        const float* qi = q + size_t(i) * qs + size_t(h) * D;
+        float mx = -INFINITY;
+        for (int s = 0; s <= t; ++s) {
+          const float* kk = kc + size_t(s) * ks + size_t(g) * D;
+          float dot = 0;
+#pragma omp simd reduction(+ : dot)
+          for (int d = 0; d < D; ++d) dot += qi[d] * kk[d];
+          a[s] = dot * scale;
+          mx = std::max(mx, a[s]);
+        }
+        float sum = 0;
+        for (int s = 0; s <= t; ++s) sum += (a[s] = fast_expf(a[s] - mx));
+        const float inv = 1.0f / sum;
+        float* oi = out + size_t(i) * qs + size_t(h) * D;
+        std::fill(oi, oi + D, 0.0f);
+        for (int s = 0; s <= t; ++s) {
+          const float p = a[s] * inv;
+          const float* vv = vc + size_t(s) * ks + size_t(g) * D;
+#pragma omp simd
+          for (int d = 0; d < D; ++d) oi[d] += p * vv[d];
+        }
+      }
+  }
+
   void swiglu_fwd(float* h, const float* g, const float* u, size_t n) override {
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < blocks(n); ++b) {

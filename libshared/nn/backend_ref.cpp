@@ -192,6 +192,34 @@ class RefBackend final : public Backend {
       }
   }
 
+  void attention_cached_fwd(float* out, const float* q, const float* kc, const float* vc, int M, int t0, int H, int KV,
+                            int D) override {
+    const int group = H / KV;
+    const double scale = 1.0 / std::sqrt(double(D));
+    std::vector<double> p(static_cast<size_t>(t0 + M));
+    for (int i = 0; i < M; ++i)
+      for (int h = 0; h < H; ++h) {
+        const int g = h / group, t = t0 + i;
+        const float* qi = q + (size_t(i) * H + h) * D;
+        double mx = -INFINITY;
+        for (int s = 0; s <= t; ++s) {
+          const float* ks = kc + (size_t(s) * KV + g) * D;
+          double dot = 0;
+          for (int d = 0; d < D; ++d) dot += double(qi[d]) * ks[d];
+          p[size_t(s)] = dot * scale;
+          mx = std::max(mx, p[size_t(s)]);
+        }
+        double sum = 0;
+        for (int s = 0; s <= t; ++s) sum += (p[size_t(s)] = std::exp(p[size_t(s)] - mx));
+        float* oi = out + (size_t(i) * H + h) * D;
+        for (int d = 0; d < D; ++d) {
+          double o = 0;
+          for (int s = 0; s <= t; ++s) o += p[size_t(s)] / sum * vc[(size_t(s) * KV + g) * D + d];
+          oi[d] = float(o);
+        }
+      }
+  }
+
   void swiglu_fwd(float* h, const float* g, const float* u, size_t n) override {
     for (size_t i = 0; i < n; ++i) {
       const double sig = 1.0 / (1.0 + std::exp(-double(g[i])));

@@ -1,6 +1,7 @@
 #include "train/checkpoint.hpp"
 
 #include <algorithm>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -90,6 +91,8 @@ CheckpointData load_checkpoint(const std::string& path, bool with_optimizer) {
     }
   }
   const auto specs = nn::param_specs(d.config);
+  const auto listed = r.datasets();
+  const std::set<std::string> names(listed.begin(), listed.end());
   const size_t n = specs.back().offset + specs.back().numel;
   d.params.resize(n);
   if (with_optimizer) {
@@ -98,8 +101,7 @@ CheckpointData load_checkpoint(const std::string& path, bool with_optimizer) {
   }
   for (const auto& p : specs) {
     auto read = [&](const std::string& name, std::vector<float>& into) {
-      const auto names = r.datasets();
-      if (std::find(names.begin(), names.end(), name) == names.end())
+      if (!names.count(name))
         throw RuntimeError(file + ": has no tensor '" + name + "'");
       if (r.shape(name) != shape_u64(p.shape))
         throw RuntimeError(file + ": tensor '" + name + "' does not have the shape its model_config implies");
