@@ -1,6 +1,7 @@
 #include "gen/evaluate.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.hpp"
 #include "core/signals.hpp"
@@ -22,6 +23,7 @@ EvalResult evaluate(const nn::LlamaConfig& cfg, const std::vector<float>& params
   for (auto* v : {&b.ids, &b.targets, &b.pos, &b.doc_start}) v->assign(size_t(B) * size_t(T), 0);
   EvalResult r;
   double sum = 0;
+  std::vector<uint64_t> counts(size_t(cfg.vocab_size), 0);
   log::Progress progress("eval", n, "samples");
   for (uint64_t first = 0; first < n; first += uint64_t(B)) {
     const int rows = int(std::min<uint64_t>(uint64_t(B), n - first));
@@ -33,6 +35,8 @@ EvalResult evaluate(const nn::LlamaConfig& cfg, const std::vector<float>& params
       b.doc_start[i] = 0;
       b.pos[i] = int32_t(i % size_t(T));
     }
+    for (size_t i = 0; i < size_t(rows) * size_t(T); ++i)
+      if (b.targets[i] >= 0 && b.targets[i] < cfg.vocab_size) ++counts[size_t(b.targets[i])];
     model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
     sum += model.forward(0.0f);
     r.tokens += uint64_t(rows) * uint64_t(T);
@@ -42,6 +46,11 @@ EvalResult evaluate(const nn::LlamaConfig& cfg, const std::vector<float>& params
   }
   progress.finish();
   r.loss = r.tokens ? sum / double(r.tokens) : 0.0;
+  for (uint64_t c : counts)
+    if (c) {
+      const double p = double(c) / double(r.tokens);
+      r.unigram_entropy -= p * std::log(p);
+    }
   return r;
 }
 

@@ -16,6 +16,10 @@ struct EvalResult {
   double loss = 0;       // mean over `tokens`
   uint64_t tokens = 0;   // predicted tokens
   uint64_t samples = 0;
+  // Entropy (nats) of the evaluated targets' own token frequencies: the loss of a model that
+  // knows nothing but how often each token occurs here (told the answer's frequencies, even).
+  // A loss clearly below it means the model uses context.
+  double unigram_entropy = 0;
 };
 
 // params: a checkpoint's params vector (param_specs order). T: tokens per sample (<= the

@@ -134,7 +134,8 @@ int run_eval(const Options& o, const std::string& ckpt_path, const train::Checkp
   const EvalResult r = evaluate(ck.config, ck.params, *be, *data, o.eval_batch, T, o.eval_samples, o.doc_masking);
   log::info("--eval: " + std::to_string(r.samples) + " samples of the " + split + " split of " + o.eval + " (" +
             std::to_string(data->num_samples()) + " there)");
-  std::printf("loss %.6f perplexity %.6f tokens %llu\n", r.loss, std::exp(r.loss), static_cast<unsigned long long>(r.tokens));
+  std::printf("loss %.6f perplexity %.6f tokens %llu unigram_entropy %.6f\n", r.loss, std::exp(r.loss),
+              static_cast<unsigned long long>(r.tokens), r.unigram_entropy);
   std::fflush(stdout);
   return kExitOk;
 }
@@ -303,9 +304,10 @@ cli::ToolSpec lm_generate_tool_spec() {
       "(what precedes a document in pretraining data). --dump-logits FILE.json writes\n"
       "{\"ids\": [...], \"logits\": [[V floats] per prompt position]} (non-finite values as null) and\n"
       "generates only when --max-new-tokens is given too. --eval DATA prints `loss X perplexity Y\n"
-      "tokens N`: the mean next-token loss over the samples of DATA's valid-*.h5 shards (train-*.h5\n"
+      "tokens N unigram_entropy U`: the mean next-token loss over the samples of DATA's valid-*.h5 shards (train-*.h5\n"
       "when there are none), computed as training does (attention and positions restart at\n"
-      "document starts).";
+      "document starts), and the entropy of those targets' own token frequencies: what a model\n"
+      "knowing only token frequencies would score.";
   namespace po = cli::po;
   po::options_description m("Model");
   m.add_options()

@@ -109,7 +109,7 @@ PY
 @test "--eval: the trained model's loss is below the untrained one's; perplexity = exp(loss)" {
     run --separate-stderr gen --ckpt "$RUN" --eval "$SHARED/tok"
     assert_success
-    assert_output --regexp '^loss [0-9.]+ perplexity [0-9.]+ tokens [0-9]+$'
+    assert_output --regexp '^loss [0-9.]+ perplexity [0-9.]+ tokens [0-9]+ unigram_entropy [0-9.]+$'
     trained=$output
     [[ $stderr == *"valid split"* ]] || fail "not the validation split: $stderr"
     run --separate-stderr gen --ckpt "$SHARED/run1" --eval "$SHARED/tok"
@@ -126,10 +126,24 @@ assert abs(pt - math.exp(lt)) <= 1e-5 * pt + 1e-6, (pt, lt)
 assert abs(pu - math.exp(lu)) <= 1e-5 * pu + 1e-6, (pu, lu)
 assert nt == nu and nt > 0 and nt % 64 == 0, (nt, nu)
 PY
+    # The unigram entropy printed is that of the evaluated targets, counted here with h5py.
+    need_venv
+    "$VENV/bin/python" - "$trained" "$SHARED/tok" <<'PY'
+import glob, math, sys
+import hdf5plugin, h5py, numpy as np
+f = sys.argv[1].split()
+n, h = int(f[5]), float(f[7])
+t = np.concatenate([h5py.File(p)["tokens"][:] for p in sorted(glob.glob(sys.argv[2] + "/valid-*.h5"))])
+T = n // t.shape[0]
+c = np.bincount(t[:, 1:T + 1].ravel())
+p = c[c > 0] / c.sum()
+want = float(-(p * np.log(p)).sum())
+assert abs(h - want) < 1e-5, (h, want)
+PY
     # A partial last batch and a cap on the samples.
     run --separate-stderr gen --ckpt "$RUN" --eval "$SHARED/tok" --eval-samples 5 --eval-batch 2
     assert_success
-    assert_output --regexp ' tokens 320$'
+    assert_output --regexp ' tokens 320 unigram_entropy [0-9.]+$'
     # Shards without a validation split are scored on their train split.
     mkdir "$D/trainonly" && cp "$SHARED"/tok/train-*.h5 "$D/trainonly/"
     run --separate-stderr gen --ckpt "$RUN" --eval "$D/trainonly" --eval-samples 4
