@@ -45,7 +45,7 @@ struct Options {
   std::vector<int32_t> ids;
   bool have_prompt = false, have_ids = false, bos = false, allow_special = false, print_ids = false, overwrite = false;
   bool generate = true, doc_masking = true;
-  int max_new = 64, eval_batch = 8, threads = 0;
+  int max_new = 64, eval_batch = 8, threads = 0, eval_seq_len = 0;
   uint64_t eval_samples = 0, seed = 1;
   SamplingOptions sampling;
 };
@@ -87,6 +87,11 @@ Options read_options(const cli::Invocation& inv) {
   if (eb <= 0 || eb > 65536) throw UsageError("--eval-batch must be in 1..65536 (got " + std::to_string(eb) + ")");
   o.eval_batch = int(eb);
   o.eval_samples = inv.get<uint64_t>("eval-samples");
+  if (inv.has("eval-seq-len")) {
+    const int64_t L = inv.get<int64_t>("eval-seq-len");
+    if (L <= 0) throw UsageError("--eval-seq-len must be positive (got " + std::to_string(L) + ")");
+    o.eval_seq_len = int(L);
+  }
   const std::string dm = inv.get<std::string>("doc-masking");
   if (dm != "on" && dm != "off") throw UsageError("--doc-masking: '" + dm + "' is not on or off");
   o.doc_masking = dm == "on";
@@ -123,7 +128,19 @@ int run_eval(const Options& o, const std::string& ckpt_path, const train::Checkp
   if (int64_t(data->vocab_size()) > ck.config.vocab_size)
     throw UsageError("--eval " + o.eval + ": the shards' vocabulary (" + std::to_string(data->vocab_size()) +
                      ") is larger than the model's (" + std::to_string(ck.config.vocab_size) + ")");
+  // The length the model was trained at (a run's checkpoint says), unless --eval-seq-len: scoring
+  // longer samples than it saw measures RoPE extrapolation, not what it learned.
   int T = int(data->seq_len());
+  const int trained = int(ck.train_state.value("seq_len", int64_t{0}));
+  if (o.eval_seq_len > 0) {
+    if (o.eval_seq_len > T)
+      throw UsageError("--eval-seq-len " + std::to_string(o.eval_seq_len) + " is longer than the shards' samples (" +
+                       std::to_string(T) + " tokens)");
+    T = o.eval_seq_len;
+  } else if (trained > 0 && trained < T) {
+    T = trained;
+    log::info("--eval: samples cut to the " + std::to_string(T) + " tokens the model was trained on (--eval-seq-len to change)");
+  }
   if (T > ck.config.max_position_embeddings) {
     T = int(ck.config.max_position_embeddings);
     log::info("--eval: samples cut to the model's max_position_embeddings (" + std::to_string(T) + " of " +
@@ -333,6 +350,8 @@ cli::ToolSpec lm_generate_tool_spec() {
       ("eval", po::value<std::string>()->value_name("DATA"), "token shards (tokenize-pack --mode pretrain) to score")
       ("eval-batch", po::value<int64_t>()->default_value(8)->value_name("B"), "samples per forward pass")
       ("eval-samples", po::value<uint64_t>()->default_value(0)->value_name("N"), "score the first N samples (0: all)")
+      ("eval-seq-len", po::value<int64_t>()->value_name("T"),
+       "score the first T+1 tokens of each sample (default: the training length the checkpoint records)")
       ("doc-masking", po::value<std::string>()->default_value("on")->value_name("on|off"),
        "restart attention and positions at document starts, as pretrain does by default");
   for (auto* grp : {&m, &g, &e}) s.groups.push_back(*grp);
