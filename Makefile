@@ -88,13 +88,13 @@ REQ_HASH := $(shell sha256sum $(PY_REQ) 2>/dev/null | cut -c1-12)
 VENV     ?= $(HOME)/.cache/bellows/venv-$(REQ_HASH)
 SYS_PY   := /usr/bin/python3
 
-.PHONY: plot all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+.PHONY: bench-pretrain plot all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
         bench-venv-tokenize bench-tokenize
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean | bench-curate | bench-tokenize [BENCH_MB=50 BENCH_ARGS=...]"
+	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain [BENCH_MB=50 BENCH_ARGS=...]"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -279,6 +279,13 @@ install: all
 	install -m 755 tools/plot_metrics.py $(DESTDIR)$(PREFIX)/bin/bellows-plot-metrics
 	install -m 644 sbatch/* $(DESTDIR)$(PREFIX)/share/bellows/sbatch/
 	install -m 644 $(SCHEMAS) $(DESTDIR)$(PREFIX)/share/bellows/schemas/
+
+# pretrain vs PyTorch eager (Debian's python3-torch) on the same shards, both pinned to cores 0,1; writes
+# bench/pretrain/results.{json,md}. Run on a quiet machine: make bench-pretrain BENCH_ARGS='--steps 20 --repeat 3 --perf'
+bench-pretrain:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory venv
+	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/pretrain/run.sh $(BENCH_ARGS)
 
 # A pretrain run's loss / learning-rate / throughput chart: make plot RUN=runs/small
 plot:
