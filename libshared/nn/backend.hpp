@@ -113,8 +113,10 @@ std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
 // "cpu" | "ref" -> backend; UsageError naming --backend otherwise.
 std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0);
 
-// Measured peak of the backend's matmul (GFLOP/s): a square sgemm, best of a few runs. For MFU.
-double measure_matmul_peak_gflops(Backend& be, int n = 1024);
+// Measured peak of the backend's matmul (GFLOP/s): square products of n = 1024 and 2048 (128 for
+// the reference backend), the best of a few runs each. For MFU. Its buffers stay allocated in `be`: give it a backend of its
+// own (make_backend) that goes away afterwards.
+double measure_matmul_peak_gflops(Backend& be);
 
 // The RoPE tables of a config: cos/sin [max_pos, D/2], with Llama 3 frequency scaling when set.
 struct RopeScaling;

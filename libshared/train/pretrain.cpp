@@ -249,7 +249,7 @@ int run(cli::Invocation& inv) {
   } else {
     model.init_weights(o.seed);
   }
-  const double peak = nn::measure_matmul_peak_gflops(*be, 1024);
+  const double peak = nn::measure_matmul_peak_gflops(*nn::make_backend(o.backend, o.threads));
   log::info("model: " + std::to_string(P) + " parameters; backend " + be->name() + " (" + std::to_string(be->threads()) +
             " threads, sgemm peak " + std::to_string(int(peak)) + " GFLOP/s); activations " +
             gib(double(model.activation_bytes())) + "; recompute " + nn::to_string(o.recompute));
