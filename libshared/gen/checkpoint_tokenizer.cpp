@@ -43,21 +43,9 @@ Settings read_settings(const json& meta, const std::string& what) {
   if (meta.contains("special-token") && !meta["special-token"].is_null()) {
     const json& list = meta["special-token"];
     if (!list.is_array()) throw UsageError(what + ": \"special-token\" must be a list of \"TOKEN=ID\"");
-    for (const auto& e : list) {
-      const std::string t = e.is_string() ? e.get<std::string>() : e.dump();
-      const auto eq = t.rfind('=');
-      size_t used = 0;
-      unsigned long id = 0;
-      try {
-        if (eq == std::string::npos || eq == 0) throw std::invalid_argument("form");
-        id = std::stoul(t.substr(eq + 1), &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != t.size() - eq - 1)
-        throw UsageError(what + ": special token '" + t + "' is not of the form TOKEN=ID");
-      s.load.extra_specials.push_back({t.substr(0, eq), static_cast<uint32_t>(id), true});
-    }
+    for (const auto& e : list)
+      s.load.extra_specials.push_back(
+          tok::parse_special_token(e.is_string() ? e.get<std::string>() : e.dump(), what + ": special token"));
   }
   return s;
 }

@@ -9,7 +9,7 @@
 
 #include "core/error.hpp"
 #include "gen/checkpoint_tokenizer.hpp"
-#include "gen/evaluate.hpp"
+#include "train/evaluate.hpp"
 #include "gen/generate.hpp"
 #include "gen/kv_model.hpp"
 #include "gen/logits_json.hpp"
@@ -148,7 +148,7 @@ int run_eval(const Options& o, const std::string& ckpt_path, const train::Checkp
   }
   auto be = nn::make_backend(o.backend, o.threads);
   log_model(ckpt_path, ck, *be);
-  const EvalResult r = evaluate(ck.config, ck.params, *be, *data, o.eval_batch, T, o.eval_samples, o.doc_masking);
+  const train::EvalResult r = train::evaluate(ck.config, ck.params, *be, *data, o.eval_batch, T, o.eval_samples, o.doc_masking);
   log::info("--eval: " + std::to_string(r.samples) + " samples of the " + split + " split of " + o.eval + " (" +
             std::to_string(data->num_samples()) + " there)");
   std::printf("loss %.6f perplexity %.6f tokens %llu unigram_entropy %.6f\n", r.loss, std::exp(r.loss),

@@ -34,18 +34,8 @@ tok::Tokenizer load_tokenizer(const cli::Invocation& inv) {
   tok::LoadOptions lo;
   lo.pattern = inv.get<std::string>("pattern");
   if (inv.has("special-token")) {
-    for (const auto& s : inv.get<std::vector<std::string>>("special-token")) {
-      auto eq = s.rfind('=');
-      try {
-        if (eq == std::string::npos || eq == 0) throw std::invalid_argument("form");
-        size_t used = 0;
-        unsigned long id = std::stoul(s.substr(eq + 1), &used);
-        if (used != s.size() - eq - 1) throw std::invalid_argument("id");
-        lo.extra_specials.push_back({s.substr(0, eq), static_cast<uint32_t>(id), true});
-      } catch (const std::exception&) {
-        throw UsageError("--special-token: expected TOKEN=ID, got '" + s + "'");
-      }
-    }
+    for (const auto& s : inv.get<std::vector<std::string>>("special-token"))
+      lo.extra_specials.push_back(tok::parse_special_token(s, "--special-token"));
   }
   tok::Tokenizer t = tok::Tokenizer::load(inv.get<std::string>("tokenizer"), lo);
   return t;

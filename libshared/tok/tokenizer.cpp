@@ -81,6 +81,17 @@ std::optional<std::string> special_of(const json& j) {
 
 }  // namespace
 
+SpecialToken parse_special_token(const std::string& s, const std::string& what) {
+  const auto eq = s.rfind('=');
+  if (eq != std::string::npos && eq > 0 && eq + 1 < s.size()) {
+    uint32_t id = 0;
+    const char* end = s.data() + s.size();
+    auto [ptr, ec] = std::from_chars(s.data() + eq + 1, end, id);
+    if (ec == std::errc() && ptr == end) return {s.substr(0, eq), id, true};
+  }
+  throw UsageError(what + ": expected TOKEN=ID, got '" + s + "'");
+}
+
 Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
   Tokenizer t;
   t.path_ = path;

@@ -33,6 +33,10 @@ struct SpecialToken {
   bool special = true;  // false: an added (non-special) token, still matched whole
 };
 
+// "TOKEN=ID" (tokenize-pack's --special-token) as a special token; UsageError naming `what`
+// for anything else.
+SpecialToken parse_special_token(const std::string& s, const std::string& what);
+
 struct LoadOptions {
   std::string pattern = "cl100k";              // tiktoken files: pre-tokenizer (name or regex)
   std::vector<SpecialToken> extra_specials;    // tiktoken files: special tokens and their ids

@@ -16,6 +16,7 @@
 #include "nn/backend.hpp"
 #include "nn/llama.hpp"
 #include "train/checkpoint.hpp"
+#include "train/evaluate.hpp"
 #include "train/run_tokenizer.hpp"
 #include "train/token_data.hpp"
 
@@ -131,25 +132,6 @@ int dry_run(const Options& o, const nn::LlamaConfig& cfg) {
   return kExitOk;
 }
 
-struct Eval {
-  double loss = 0;
-  uint64_t tokens = 0;
-};
-
-Eval evaluate(nn::LlamaModel& m, TokenData& data, Batch& b, uint64_t batches, bool doc_masking) {
-  Eval e;
-  double sum = 0;
-  const uint64_t n = std::min<uint64_t>(batches, std::max<uint64_t>(1, data.num_samples() / uint64_t(m.batch())));
-  for (uint64_t i = 0; i < n; ++i) {
-    data.fill(b, m.seq_len(), i * uint64_t(m.batch()), m.batch(), 0, /*shuffle=*/false, doc_masking);
-    m.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
-    sum += m.forward(0.0f);
-    e.tokens += uint64_t(m.batch()) * uint64_t(m.seq_len());
-  }
-  e.loss = sum / double(e.tokens);
-  return e;
-}
-
 int run(cli::Invocation& inv) {
   const Options o = read_options(inv);
   std::unique_ptr<TokenData> data;
@@ -164,8 +146,9 @@ int run(cli::Invocation& inv) {
   // Where the run starts from: its own newest checkpoint, another checkpoint's weights, or init.
   std::optional<CheckpointData> start;
   std::string resumed_from;
-  if (!o.dry_run && o.resume == "auto") {
-    for (const auto& dir : list_checkpoints(o.run_dir)) {
+  const std::vector<std::string> existing = o.dry_run ? std::vector<std::string>{} : list_checkpoints(o.run_dir);
+  if (o.resume == "auto") {
+    for (const auto& dir : existing) {
       try {
         start = load_checkpoint(dir, /*with_optimizer=*/true);
         resumed_from = dir;
@@ -174,8 +157,8 @@ int run(cli::Invocation& inv) {
         log::warn("skipping checkpoint " + dir + ": " + e.what());
       }
     }
-  } else if (!o.dry_run && !list_checkpoints(o.run_dir).empty()) {
-    throw UsageError("-o " + o.run_dir + " already holds checkpoints (newest " + list_checkpoints(o.run_dir).front() +
+  } else if (!existing.empty()) {
+    throw UsageError("-o " + o.run_dir + " already holds checkpoints (newest " + existing.front() +
                      "): pass --resume auto to continue that run, or choose another directory");
   }
   nn::LlamaConfig cfg;
@@ -342,9 +325,10 @@ int run(cli::Invocation& inv) {
       log::info(line.str());
     }
     if (valid && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
-      Eval e = evaluate(model, *valid, b, o.eval_batches, o.doc_masking);
+      // Signals are left pending here: the step's end below checkpoints on them.
+      const EvalResult e = evaluate(model, *valid, b, o.eval_batches * uint64_t(o.micro), o.doc_masking);
       metrics.write({{"event", "eval"}, {"step", step}, {"eval_loss", e.loss}, {"eval_ppl", std::exp(e.loss)},
-                     {"eval_tokens", e.tokens}});
+                     {"eval_tokens", e.tokens}, {"eval_unigram_entropy", e.unigram_entropy}});
       log::info("step " + std::to_string(step) + " validation loss " + std::to_string(e.loss) + " (perplexity " +
                 std::to_string(std::exp(e.loss)) + ", " + std::to_string(e.tokens) + " tokens)");
     }

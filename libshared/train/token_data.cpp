@@ -83,8 +83,10 @@ void TokenData::fill(Batch& b, int T, uint64_t first, int rows, uint64_t seed, b
   for (int r = 0; r < rows; ++r) {
     const uint64_t k = first + uint64_t(r);
     const uint64_t g = shuffle ? sample_at(k, seed) : k % total_;
-    size_t si = 0;
-    while (si + 1 < shards_.size() && shards_[si + 1].first <= g) ++si;
+    // The last shard whose first sample is <= g.
+    const auto it = std::upper_bound(shards_.begin(), shards_.end(), g,
+                                     [](uint64_t x, const Shard& s) { return x < s.first; });
+    const size_t si = size_t(it - shards_.begin()) - 1;
     const Shard& s = shards_[si];
     const uint64_t row = g - s.first;
     const uint32_t* tok = row_tokens(si, row);

@@ -21,3 +21,27 @@ all_tools() {
 need_venv() {
     [[ -n ${VENV:-} && -x $VENV/bin/python ]] || fail "VENV is not set to a built virtualenv (make venv)"
 }
+
+# make_pretrain_shards DIR SEED: a small generated corpus packed for pretraining with a trained
+# 300-token tokenizer (DIR/tok, 10% validation, seq-len 64), and a second one made with another
+# tokenizer (DIR/tok-other), for the pretrain and lm-generate suites.
+make_pretrain_shards() {
+    local dir=$1 seed=$2
+    python3 - "$dir" "$seed" <<'PY'
+import json, random, sys
+d = sys.argv[1]
+random.seed(int(sys.argv[2]))
+words = ("the cluster trains a model on shards while the scheduler waits and the loss goes down "
+         "tokens flow from curated documents into packed samples every step").split()
+with open(f"{d}/corpus.jsonl", "w") as f:
+    for i in range(300):
+        f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(random.randint(20, 200)))}) + "\n")
+with open(f"{d}/other.jsonl", "w") as f:
+    for i in range(50):
+        f.write(json.dumps({"text": "different words for a different tokenizer " * 20}) + "\n")
+PY
+    "$BIN/tokenize-pack" --train-vocab-size 300 --mode pretrain --seq-len 64 --valid-fraction 0.1 --progress off \
+        "$dir/corpus.jsonl" -o "$dir/tok" 2>/dev/null
+    "$BIN/tokenize-pack" --train-vocab-size 300 --mode pretrain --seq-len 64 --progress off \
+        "$dir/other.jsonl" -o "$dir/tok-other" 2>/dev/null
+}

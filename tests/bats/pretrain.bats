@@ -5,23 +5,7 @@
 setup_file() {
     load helpers
     export SHARED=$BATS_FILE_TMPDIR
-    python3 - "$SHARED" <<'PY'
-import json, random, sys
-d = sys.argv[1]
-random.seed(5)
-words = ("the cluster trains a model on shards while the scheduler waits and the loss goes down "
-         "tokens flow from curated documents into packed samples every step").split()
-with open(f"{d}/corpus.jsonl", "w") as f:
-    for i in range(300):
-        f.write(json.dumps({"text": " ".join(random.choice(words) for _ in range(random.randint(20, 200)))}) + "\n")
-with open(f"{d}/other.jsonl", "w") as f:
-    for i in range(50):
-        f.write(json.dumps({"text": "different words for a different tokenizer " * 20}) + "\n")
-PY
-    "$BIN/tokenize-pack" --train-vocab-size 300 --mode pretrain --seq-len 64 --valid-fraction 0.1 --progress off \
-        "$SHARED/corpus.jsonl" -o "$SHARED/tok" 2>/dev/null
-    "$BIN/tokenize-pack" --train-vocab-size 300 --mode pretrain --seq-len 64 --progress off \
-        "$SHARED/other.jsonl" -o "$SHARED/tok-other" 2>/dev/null
+    make_pretrain_shards "$SHARED" 5
 }
 
 setup() {

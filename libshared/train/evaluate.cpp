@@ -1,0 +1,67 @@
+#include "train/evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/signals.hpp"
+#include "log/progress.hpp"
+
+namespace bellows::train {
+
+EvalResult evaluate(nn::LlamaModel& model, TokenData& data, Batch& b, uint64_t max_samples, bool doc_masking,
+                    const std::function<void(uint64_t)>& on_rows) {
+  const int B = model.batch(), T = model.seq_len();
+  const int64_t V = model.config().vocab_size;
+  const uint64_t n = max_samples == 0 ? data.num_samples() : std::min(max_samples, data.num_samples());
+  EvalResult r;
+  double sum = 0;
+  std::vector<uint64_t> counts(size_t(V), 0);
+  for (uint64_t first = 0; first < n; first += uint64_t(B)) {
+    const int rows = int(std::min<uint64_t>(uint64_t(B), n - first));
+    data.fill(b, T, first, rows, /*seed=*/0, /*shuffle=*/false, doc_masking);
+    // Rows past the data (the last batch): valid ids and windows, no targets.
+    for (size_t i = size_t(rows) * size_t(T); i < size_t(B) * size_t(T); ++i) {
+      b.ids[i] = 0;
+      b.targets[i] = -1;
+      b.doc_start[i] = 0;
+      b.pos[i] = int32_t(i % size_t(T));
+    }
+    for (size_t i = 0; i < size_t(rows) * size_t(T); ++i)
+      if (b.targets[i] >= 0 && b.targets[i] < V) ++counts[size_t(b.targets[i])];
+    model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
+    sum += model.forward(0.0f);
+    r.tokens += uint64_t(rows) * uint64_t(T);
+    r.samples += uint64_t(rows);
+    if (on_rows) on_rows(uint64_t(rows));
+  }
+  r.loss = r.tokens ? sum / double(r.tokens) : 0.0;
+  for (uint64_t c : counts)
+    if (c) {
+      const double p = double(c) / double(r.tokens);
+      r.unigram_entropy -= p * std::log(p);
+    }
+  return r;
+}
+
+EvalResult evaluate(const nn::LlamaConfig& cfg, const std::vector<float>& params, nn::Backend& be, TokenData& data,
+                    int batch, int T, uint64_t max_samples, bool doc_masking) {
+  BELLOWS_CHECK(batch > 0 && T > 0, "evaluation needs a positive batch and length");
+  const uint64_t n = max_samples == 0 ? data.num_samples() : std::min(max_samples, data.num_samples());
+  // No bigger than the work: a batch of 8 over 3 samples would compute 5 empty rows.
+  const int B = int(std::min<uint64_t>(uint64_t(batch), n));
+  nn::LlamaModel model(cfg, be, B, T);
+  BELLOWS_CHECK(params.size() == model.num_params(), "parameter vector of another config");
+  be.upload(model.param_data(), params.data(), params.size());
+  Batch b;  // host [B*T] each
+  for (auto* v : {&b.ids, &b.targets, &b.pos, &b.doc_start}) v->assign(size_t(B) * size_t(T), 0);
+  log::Progress progress("eval", n, "samples");
+  EvalResult r = evaluate(model, data, b, n, doc_masking, [&](uint64_t rows) {
+    progress.add(rows);
+    check_interrupt();
+  });
+  progress.finish();
+  return r;
+}
+
+}  // namespace bellows::train
