@@ -16,66 +16,22 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
-import subprocess
 import sys
 
 WARMUP_EXCLUDED = 2
 
 
-def read_time_v(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("Elapsed (wall clock) time"):
-                s = 0.0
-                for p in (float(x) for x in line.rsplit(": ", 1)[1].split(":")):
-                    s = s * 60 + p
-                out["wall_s"] = s
-            elif line.startswith("Maximum resident set size (kbytes):"):
-                out["peak_rss_mb"] = int(line.split(":")[1]) / 1024
-            elif line.startswith("User time (seconds):"):
-                out["user_s"] = float(line.split(":")[1])
-            elif line.startswith("System time (seconds):"):
-                out["sys_s"] = float(line.split(":")[1])
-            elif line.startswith("Percent of CPU this job got:"):
-                out["cpu_percent"] = line.split(":")[1].strip()
-            elif line.startswith("Involuntary context switches:"):
-                out["involuntary_ctx_switches"] = int(line.split(":")[1])
-    out["cpu_s"] = out.get("user_s", 0.0) + out.get("sys_s", 0.0)
-    return out
-
-
-def sh(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import lscpu_field, machine as machine_base, read_time_v, sh  # noqa: E402
 
 def machine(cores, load_start):
-    lscpu = sh(["lscpu"])
-    model = re.search(r"^Model name:\s*(.+)$", lscpu, re.M)
-    flags = re.search(r"^Flags:\s*(.+)$", lscpu, re.M)
-    fl = set(flags.group(1).split()) if flags else set()
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            mem = f.readline().split(":")[1].strip()
-    except OSError:
-        pass
-    return {"cpu_model": model.group(1).strip() if model else platform.processor(),
-            "logical_cpus": os.cpu_count(), "cpus_available": len(os.sched_getaffinity(0)),
-            "threads_per_core": (re.search(r"^Thread\(s\) per core:\s*(\d+)", lscpu, re.M) or [None, None])[1],
-            "simd": [x for x in ("avx2", "fma", "avx512f", "avx512_bf16") if x in fl],
-            "hypervisor": (re.search(r"^Hypervisor vendor:\s*(.+)$", lscpu, re.M) or [None, None])[1],
-            "pinned_to_cores": cores, "kernel": platform.release(), "mem_total": mem,
-            "os": sh(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-            "loadavg_at_start": load_start.split()[:3] if load_start else None,
-            "loadavg_at_summary": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None}
+    m, lscpu = machine_base(load_start)
+    fl = set((lscpu_field(lscpu, "Flags") or "").split())
+    m.update({"simd": [x for x in ("avx2", "fma", "avx512f", "avx512_bf16") if x in fl],
+              "hypervisor": lscpu_field(lscpu, "Hypervisor vendor"), "pinned_to_cores": cores})
+    return m
 
 
 def read_perf(path):

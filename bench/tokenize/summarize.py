@@ -13,73 +13,21 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import re
-import subprocess
 import sys
 
 
-def read_time_v(path):
-    """Fields of GNU time -v output."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("Elapsed (wall clock) time"):
-                v = line.rsplit(": ", 1)[1]
-                s = 0.0
-                for p in (float(x) for x in v.split(":")):
-                    s = s * 60 + p
-                out["wall_s"] = s
-            elif line.startswith("Maximum resident set size (kbytes):"):
-                out["peak_rss_mb"] = int(line.split(":")[1]) / 1024
-            elif line.startswith("User time (seconds):"):
-                out["user_s"] = float(line.split(":")[1])
-            elif line.startswith("System time (seconds):"):
-                out["sys_s"] = float(line.split(":")[1])
-            elif line.startswith("Percent of CPU this job got:"):
-                out["cpu_percent"] = line.split(":")[1].strip()
-    out["cpu_s"] = out.get("user_s", 0.0) + out.get("sys_s", 0.0)
-    return out
-
-
-def sh(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import lscpu_field, machine as machine_base, peer_versions as venv_versions, read_time_v, sh  # noqa: E402
 
 def machine(core, cores, cores_used, load_start):
-    lscpu = sh(["lscpu"])
-    model = re.search(r"^Model name:\s*(.+)$", lscpu, re.M)
-    mhz = re.search(r"^CPU max MHz:\s*(.+)$", lscpu, re.M)
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            mem = f.readline().split(":")[1].strip()
-    except OSError:
-        pass
-    return {"cpu_model": model.group(1).strip() if model else platform.processor(),
-            "cpu_max_mhz": mhz.group(1).strip() if mhz else None,
-            # not nproc: GNU nproc honours OMP_NUM_THREADS, which run.sh sets to 1
-            "logical_cpus": os.cpu_count(), "cpus_available": len(os.sched_getaffinity(0)),
-            "threads_per_core": (re.search(r"^Thread\(s\) per core:\s*(\d+)", lscpu, re.M) or [None, None])[1],
-            "pinned_to_core": core if cores_used else None, "two_rank_cores": cores if cores_used else None,
-            "kernel": platform.release(), "mem_total": mem,
-            "os": sh(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-            "loadavg_at_start": load_start.split()[:3] if load_start else None,
-            "loadavg_at_summary": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None}
+    m, lscpu = machine_base(load_start)
+    m.update({"cpu_max_mhz": lscpu_field(lscpu, "CPU max MHz"),
+              "pinned_to_core": core if cores_used else None, "two_rank_cores": cores if cores_used else None})
+    return m
 
 
 def peer_versions(venv):
-    py = os.path.join(venv, "bin", "python")
-    code = ("import importlib.metadata as m, sys, json; print(json.dumps({'python': sys.version.split()[0], "
-            "**{p: m.version(p) for p in ['tiktoken', 'tokenizers', 'regex']}}))")
-    try:
-        return json.loads(sh([py, "-c", code]))
-    except ValueError:
-        return {}
+    return venv_versions(venv, ['tiktoken', 'tokenizers', 'regex'])
 
 
 def main():
