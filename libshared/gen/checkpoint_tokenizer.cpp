@@ -1,12 +1,11 @@
 #include "gen/checkpoint_tokenizer.hpp"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/read_file.hpp"
 
 namespace bellows::gen {
 namespace fs = std::filesystem;
@@ -68,14 +67,7 @@ std::optional<tok::Tokenizer> checkpoint_tokenizer(const std::string& ckpt, cons
   json meta = json::object();
   const bool have_meta = fs::is_regular_file(meta_path, ec);
   if (have_meta) {
-    std::ifstream f(meta_path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    try {
-      meta = json::parse(ss.str());
-    } catch (const json::exception& e) {
-      throw UsageError(meta_path.string() + ": not valid JSON: " + e.what());
-    }
+    meta = read_json_file(meta_path.string());
     if (!meta.is_object()) throw UsageError(meta_path.string() + ": expected a JSON object");
   }
   std::string path = explicit_path;

@@ -1,10 +1,9 @@
 #include "nn/config.hpp"
 
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "core/error.hpp"
+#include "core/read_file.hpp"
 
 namespace bellows::nn {
 
@@ -191,18 +190,8 @@ LlamaConfig preset(const std::string& name, int64_t vocab_size) {
 
 LlamaConfig load_model_config(const std::string& preset_or_path, int64_t data_vocab_size) {
   if (presets().count(preset_or_path)) return preset(preset_or_path, data_vocab_size);
-  std::ifstream f(preset_or_path);
-  if (!f) {
-    preset(preset_or_path, data_vocab_size);  // throws "unknown preset", listing the known ones
-  }
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::exception& e) {
-    throw UsageError(preset_or_path + ": not valid JSON: " + e.what());
-  }
+  if (!read_whole_file(preset_or_path)) preset(preset_or_path, data_vocab_size);  // throws "unknown preset", listing them
+  const json j = read_json_file(preset_or_path);
   LlamaConfig c = LlamaConfig::from_hf_json(j, preset_or_path);
   if (data_vocab_size > 0 && c.vocab_size < data_vocab_size)
     throw UsageError(preset_or_path + ": vocab_size " + std::to_string(c.vocab_size) +

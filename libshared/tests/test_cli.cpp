@@ -4,6 +4,7 @@
 
 #include "cli/app.hpp"
 #include "core/error.hpp"
+#include "core/read_file.hpp"
 #include "test_util.hpp"
 
 using namespace bellows;
@@ -141,4 +142,21 @@ TEST(Cli, EffectiveOptionsRecordEveryValue) {
   EXPECT_EQ(j["output"], "out");
   EXPECT_EQ(j["input"], nlohmann::json({"in.jsonl"}));
   EXPECT_EQ(j["log-level"], "info");
+}
+
+TEST(ReadFile, WholeFilesAndJson) {
+  bellows::testing::TempDir t;
+  const std::string good = t / "a.json", bad = t / "b.json";
+  std::ofstream(good) << "{\"x\": 1}";
+  std::ofstream(bad) << "{\"x\": ";
+  EXPECT_EQ(bellows::read_whole_file(good).value(), "{\"x\": 1}");
+  EXPECT_FALSE(bellows::read_whole_file(t / "missing").has_value());
+  EXPECT_EQ(bellows::read_json_file(good)["x"], 1);
+  try {
+    bellows::read_json_file(bad);
+    FAIL() << "invalid JSON accepted";
+  } catch (const bellows::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(bad + ": not valid JSON"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(bellows::read_json_file(t / "missing"), bellows::UsageError);
 }

@@ -6,12 +6,11 @@
 #include <cctype>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sentencepiece_processor.h>
-#include <sstream>
 
 #include "core/error.hpp"
+#include "core/read_file.hpp"
 #include "core/sha256.hpp"
 #include "text/cleanup.hpp"
 
@@ -20,14 +19,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("--tokenizer: cannot open '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool base64_decode(std::string_view in, std::string& out) {
   static int8_t table[256];
@@ -97,7 +88,9 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
   t.path_ = path;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw UsageError("--tokenizer: '" + path + "' does not exist or is not a file");
-  std::string content = read_file(path);
+  auto read = read_whole_file(path);
+  if (!read) throw UsageError("--tokenizer: cannot open '" + path + "'");
+  const std::string content = std::move(*read);
   t.sha256_ = sha256_hex(content);
   json config;  // tokenizer_config.json beside a tokenizer.json, when there is one
   std::string config_path;
@@ -220,11 +213,7 @@ Tokenizer Tokenizer::load(const std::string& path, const LoadOptions& opt) {
     // BOS/EOS from tokenizer_config.json beside the file (resolved once the vocabulary is final).
     fs::path cfg = fs::path(path).parent_path() / "tokenizer_config.json";
     if (fs::exists(cfg, ec)) {
-      try {
-        config = json::parse(read_file(cfg.string()));
-      } catch (const json::exception& e) {
-        throw UsageError(cfg.string() + ": not valid JSON: " + e.what());
-      }
+      config = read_json_file(cfg.string());
       config_path = cfg.string();
     }
   } else if (!looks_like_tiktoken(content)) {

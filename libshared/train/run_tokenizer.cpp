@@ -3,25 +3,16 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/read_file.hpp"
 #include "core/sha256.hpp"
 #include "log/log.hpp"
 
 namespace bellows::train {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-}  // namespace
 
 void copy_tokenizer_into_run(const std::string& run_dir, const std::string& data_dir, const std::string& explicit_path,
                              const std::string& sha256) {
@@ -30,9 +21,9 @@ void copy_tokenizer_into_run(const std::string& run_dir, const std::string& data
   const fs::path report_path = fs::path(data_dir) / "report.json";
   if (fs::is_regular_file(report_path, ec)) {
     try {
-      report = json::parse(slurp(report_path));
-    } catch (const json::exception&) {
-      report = json();
+      report = read_json_file(report_path.string());
+    } catch (const UsageError&) {
+      report = json();  // an unreadable report only means one candidate fewer
     }
   }
   std::vector<fs::path> candidates;
@@ -49,7 +40,7 @@ void copy_tokenizer_into_run(const std::string& run_dir, const std::string& data
       if (!explicit_path.empty()) throw UsageError("--tokenizer: '" + c.string() + "' does not exist");
       continue;
     }
-    const std::string content = slurp(c);
+    const std::string content = read_whole_file(c.string()).value_or("");
     if (sha256_hex(content) != sha256) {
       if (!explicit_path.empty())
         throw UsageError("--tokenizer " + c.string() + " is not the tokenizer the shards were made with (sha256 " +
