@@ -16,26 +16,9 @@ KvCacheModel::KvCacheModel(const nn::LlamaConfig& cfg, nn::Backend& be, int max_
   cfg_.validate("model config");
   BELLOWS_CHECK(max_len > 0 && max_len <= cfg_.max_position_embeddings && chunk > 0,
                 "the cache must hold 1..max_position_embeddings positions");
-  const auto specs = nn::param_specs(cfg_);
-  n_params_ = specs.back().offset + specs.back().numel;
+  layout_ = nn::ParamLayout::of(cfg_);
+  n_params_ = layout_.total;
   params_ = be_.alloc(n_params_);
-  size_t i = 0;
-  embed_ = specs[i++].offset;
-  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    LayerW w;
-    w.attn_norm = specs[i++].offset;
-    w.q = specs[i++].offset;
-    w.k = specs[i++].offset;
-    w.v = specs[i++].offset;
-    w.o = specs[i++].offset;
-    w.mlp_norm = specs[i++].offset;
-    w.gate = specs[i++].offset;
-    w.up = specs[i++].offset;
-    w.down = specs[i++].offset;
-    lw_.push_back(w);
-  }
-  final_norm_ = specs[i++].offset;
-  lm_head_ = cfg_.tie_word_embeddings ? embed_ : specs[i++].offset;
 
   // The tables' rows do not depend on how many there are: the same values as LlamaModel's.
   std::vector<float> cos, sin;
@@ -93,23 +76,23 @@ void KvCacheModel::forward_chunk(const int32_t* ids, int n, bool all_logits, boo
   for (int i = 0; i < n; ++i) host_pos_[size_t(i)] = pos_ + i;
   be_.upload_int(ids_, ids, size_t(n));
   be_.upload_int(posv_, host_pos_.data(), size_t(n));
-  be_.embedding_fwd(x_, ids_, P(embed_), n, C_);
+  be_.embedding_fwd(x_, ids_, P(layout_.embed), n, C_);
   for (int l = 0; l < int(cfg_.num_hidden_layers); ++l) layer_forward(l, n);
   pos_ += n;  // the chunk's keys and values are in the cache now
   const float eps = float(cfg_.rms_norm_eps);
   if (all_logits) {
-    be_.rmsnorm_fwd(ln_, rstd_, x_, P(final_norm_), n, C_, eps);
-    be_.matmul_fwd(logits_, ln_, P(lm_head_), n, C_, V_);
+    be_.rmsnorm_fwd(ln_, rstd_, x_, P(layout_.final_norm), n, C_, eps);
+    be_.matmul_fwd(logits_, ln_, P(layout_.lm_head), n, C_, V_);
     be_.download(logits.data() + logits_row0 * size_t(V_), logits_, size_t(n) * size_t(V_));
   } else if (last_chunk) {
-    be_.rmsnorm_fwd(ln_, rstd_, x_ + size_t(n - 1) * size_t(C_), P(final_norm_), 1, C_, eps);
-    be_.matmul_fwd(logits_, ln_, P(lm_head_), 1, C_, V_);
+    be_.rmsnorm_fwd(ln_, rstd_, x_ + size_t(n - 1) * size_t(C_), P(layout_.final_norm), 1, C_, eps);
+    be_.matmul_fwd(logits_, ln_, P(layout_.lm_head), 1, C_, V_);
     be_.download(logits.data(), logits_, size_t(V_));
   }
 }
 
 void KvCacheModel::layer_forward(int l, int n) {
-  const LayerW& w = lw_[size_t(l)];
+  const nn::ParamLayout::Layer& w = layout_.layers[size_t(l)];
   const size_t KVD = size_t(KV_) * D_, N = size_t(n);
   float* kc = kcache_[size_t(l)];
   float* vc = vcache_[size_t(l)];

@@ -16,6 +16,7 @@
 
 #include "nn/backend.hpp"
 #include "nn/config.hpp"
+#include "nn/llama.hpp"
 
 namespace bellows::gen {
 
@@ -43,9 +44,6 @@ class KvCacheModel {
   void forward(const int32_t* ids, int n, bool all_logits, std::vector<float>& logits);
 
  private:
-  struct LayerW {  // offsets into params_
-    size_t attn_norm, q, k, v, o, mlp_norm, gate, up, down;
-  };
   void forward_chunk(const int32_t* ids, int n, bool all_logits, bool last_chunk, std::vector<float>& logits,
                      size_t logits_row0);
   void layer_forward(int l, int n);
@@ -57,8 +55,7 @@ class KvCacheModel {
   int pos_ = 0;
   size_t n_params_ = 0;
   float* params_ = nullptr;
-  size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
-  std::vector<LayerW> lw_;
+  nn::ParamLayout layout_;  // offsets into params_
 
   float* rope_cos_ = nullptr;  // [max_len, D/2]
   float* rope_sin_ = nullptr;  // [max_len, D/2]

@@ -39,6 +39,22 @@ std::vector<ParamSpec> param_specs(const LlamaConfig& c) {
   return s;
 }
 
+ParamLayout ParamLayout::of(const LlamaConfig& cfg) {
+  const auto specs = param_specs(cfg);
+  ParamLayout p;
+  size_t i = 0;
+  p.embed = specs[i++].offset;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) {
+    Layer w;
+    for (size_t* f : {&w.attn_norm, &w.q, &w.k, &w.v, &w.o, &w.mlp_norm, &w.gate, &w.up, &w.down}) *f = specs[i++].offset;
+    p.layers.push_back(w);
+  }
+  p.final_norm = specs[i++].offset;
+  p.lm_head = cfg.tie_word_embeddings ? p.embed : specs[i++].offset;
+  p.total = specs.back().offset + specs.back().numel;
+  return p;
+}
+
 Recompute parse_recompute(const std::string& s) {
   if (s == "none") return Recompute::none;
   if (s == "selective") return Recompute::selective;
@@ -91,26 +107,10 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recomp
   cfg_.validate("model config");
   BELLOWS_CHECK(B > 0 && T > 0, "micro-batch and sequence length must be positive");
   specs_ = param_specs(cfg_);
-  n_params_ = specs_.back().offset + specs_.back().numel;
+  layout_ = ParamLayout::of(cfg_);
+  n_params_ = layout_.total;
   params_ = be_.alloc(n_params_);
   grads_ = be_.alloc(n_params_);
-  size_t i = 0;
-  embed_ = specs_[i++].offset;
-  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-    LayerW w;
-    w.attn_norm = specs_[i++].offset;
-    w.q = specs_[i++].offset;
-    w.k = specs_[i++].offset;
-    w.v = specs_[i++].offset;
-    w.o = specs_[i++].offset;
-    w.mlp_norm = specs_[i++].offset;
-    w.gate = specs_[i++].offset;
-    w.up = specs_[i++].offset;
-    w.down = specs_[i++].offset;
-    lw_.push_back(w);
-  }
-  final_norm_ = specs_[i++].offset;
-  lm_head_ = cfg_.tie_word_embeddings ? embed_ : specs_[i++].offset;
 
   // RoPE tables for the positions a row can hold.
   const int max_pos = int(std::min<int64_t>(cfg_.max_position_embeddings, T));
@@ -205,7 +205,7 @@ void LlamaModel::set_batch(const int32_t* ids, const int32_t* targets, const int
 }
 
 void LlamaModel::layer_forward(int l) {
-  const LayerW& w = lw_[size_t(l)];
+  const ParamLayout::Layer& w = layout_.layers[size_t(l)];
   LayerAct& a = act_[size_t(l)];
   const float* x = resid_[size_t(l)];
   float* out = resid_[size_t(l) + 1];
@@ -228,11 +228,11 @@ void LlamaModel::layer_forward(int l) {
 }
 
 double LlamaModel::forward(float grad_scale) {
-  be_.embedding_fwd(resid_[0], ids_, P(embed_), N_, C_);
+  be_.embedding_fwd(resid_[0], ids_, P(layout_.embed), N_, C_);
   const int L = int(cfg_.num_hidden_layers);
   for (int l = 0; l < L; ++l) layer_forward(l);
-  be_.rmsnorm_fwd(lnf_, rstdf_, resid_[size_t(L)], P(final_norm_), N_, C_, float(cfg_.rms_norm_eps));
-  be_.matmul_fwd(logits_, lnf_, P(lm_head_), N_, C_, V_);
+  be_.rmsnorm_fwd(lnf_, rstdf_, resid_[size_t(L)], P(layout_.final_norm), N_, C_, float(cfg_.rms_norm_eps));
+  be_.matmul_fwd(logits_, lnf_, P(layout_.lm_head), N_, C_, V_);
   be_.cross_entropy(losses_, logits_, targets_, N_, V_, grad_scale);
   be_.download(host_losses_.data(), losses_, host_losses_.size());
   double sum = 0;
@@ -241,7 +241,7 @@ double LlamaModel::forward(float grad_scale) {
 }
 
 void LlamaModel::layer_backward(int l) {
-  const LayerW& w = lw_[size_t(l)];
+  const ParamLayout::Layer& w = layout_.layers[size_t(l)];
   LayerAct& a = act_[size_t(l)];
   const float* x = resid_[size_t(l)];
   if (recompute_ == Recompute::full) {
@@ -271,11 +271,11 @@ void LlamaModel::layer_backward(int l) {
 void LlamaModel::backward() {
   const int L = int(cfg_.num_hidden_layers);
   // logits_ holds dloss/dlogits (cross_entropy wrote it in place).
-  be_.matmul_bwd(dln_, G(lm_head_), logits_, lnf_, P(lm_head_), N_, C_, V_, false);
+  be_.matmul_bwd(dln_, G(layout_.lm_head), logits_, lnf_, P(layout_.lm_head), N_, C_, V_, false);
   be_.zero(dresid_, size_t(N_) * C_);
-  be_.rmsnorm_bwd(dresid_, G(final_norm_), dln_, resid_[size_t(L)], P(final_norm_), rstdf_, N_, C_);
+  be_.rmsnorm_bwd(dresid_, G(layout_.final_norm), dln_, resid_[size_t(L)], P(layout_.final_norm), rstdf_, N_, C_);
   for (int l = L - 1; l >= 0; --l) layer_backward(l);
-  be_.embedding_bwd(G(embed_), dresid_, ids_, N_, C_);
+  be_.embedding_bwd(G(layout_.embed), dresid_, ids_, N_, C_);
 }
 
 }  // namespace bellows::nn

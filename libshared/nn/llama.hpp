@@ -27,6 +27,18 @@ struct ParamSpec {
 // The parameter list of a config, with offsets; the order every checkpoint and buffer uses.
 std::vector<ParamSpec> param_specs(const LlamaConfig& cfg);
 
+// Where each weight of a config sits in the parameter buffer (offsets from param_specs), for the
+// code that runs the model (training, and generation with a KV cache).
+struct ParamLayout {
+  struct Layer {
+    size_t attn_norm, q, k, v, o, mlp_norm, gate, up, down;
+  };
+  size_t embed = 0, final_norm = 0, lm_head = 0;  // lm_head == embed when the embeddings are tied
+  std::vector<Layer> layers;
+  size_t total = 0;  // floats in the buffer
+  static ParamLayout of(const LlamaConfig& cfg);
+};
+
 enum class Recompute {
   none,       // keep every activation for the backward
   selective,  // keep all but the attention probabilities [B,H,T,T], recomputed per layer
@@ -69,9 +81,6 @@ class LlamaModel {
   static size_t activation_floats(const LlamaConfig& cfg, int B, int T, Recompute rc);
 
  private:
-  struct LayerW {  // offsets into params_/grads_
-    size_t attn_norm, q, k, v, o, mlp_norm, gate, up, down;
-  };
   struct LayerAct {  // activation buffers; shared ones point at the same memory
     float* ln1;        // [N,C]
     float* rstd1;      // [N]
@@ -100,8 +109,7 @@ class LlamaModel {
   size_t n_params_ = 0;
   float* params_ = nullptr;
   float* grads_ = nullptr;
-  size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
-  std::vector<LayerW> lw_;
+  ParamLayout layout_;  // offsets into params_ and grads_
 
   float* rope_cos_ = nullptr;  // [T_max, D/2]
   float* rope_sin_ = nullptr;
