@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "gen/checkpoint_tokenizer.hpp"
+#include "train/run_tokenizer.hpp"
 #include "train/evaluate.hpp"
 #include "gen/generate.hpp"
 #include "gen/kv_model.hpp"
@@ -211,10 +211,10 @@ int run_generate(const Options& o, const std::string& ckpt_path, const train::Ch
   // The tokenizer: needed to encode --prompt; with --ids only for EOS and printing text.
   std::optional<tok::Tokenizer> tk;
   if (o.have_prompt || o.generate || o.bos || !o.tokenizer.empty()) {
-    tk = checkpoint_tokenizer(ckpt_path, o.tokenizer, ck.tokenizer_sha256);
+    tk = train::checkpoint_tokenizer(ckpt_path, o.tokenizer, ck.tokenizer_sha256);
     if (!tk && (o.have_prompt || o.bos))
       throw UsageError(std::string(o.have_prompt ? "--prompt" : "--bos") + " needs the model's tokenizer, and " +
-                       run_dir_of_checkpoint(ckpt_path) +
+                       train::run_dir_of_checkpoint(ckpt_path) +
                        "/tokenizer/bellows_tokenizer.json does not exist: give --tokenizer PATH");
   }
   // shown: the ids printed (the prompt as given); ids: what the model reads (with BOS first).

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "gen/checkpoint_tokenizer.hpp"
+#include "train/run_tokenizer.hpp"
 #include "gen/generate.hpp"
 #include "gen/kv_model.hpp"
 #include "gen/lm_generate.hpp"
@@ -290,10 +290,10 @@ TEST(GenTokenizer, RunDirectoryOfACheckpoint) {
   const std::string step = d / "run/checkpoints/step-00000003";
   std::filesystem::create_directories(step);
   std::ofstream(step + "/model.h5") << "x";
-  EXPECT_EQ(run_dir_of_checkpoint(step), d / "run");
-  EXPECT_EQ(run_dir_of_checkpoint(step + "/"), d / "run");
-  EXPECT_EQ(run_dir_of_checkpoint(step + "/model.h5"), d / "run");
+  EXPECT_EQ(train::run_dir_of_checkpoint(step), d / "run");
+  EXPECT_EQ(train::run_dir_of_checkpoint(step + "/"), d / "run");
+  EXPECT_EQ(train::run_dir_of_checkpoint(step + "/model.h5"), d / "run");
   // No tokenizer copy there and none given: none, and no error.
-  EXPECT_FALSE(checkpoint_tokenizer(step, "", "abc").has_value());
-  EXPECT_THROW(checkpoint_tokenizer(step, d / "missing.json", "abc"), UsageError);
+  EXPECT_FALSE(train::checkpoint_tokenizer(step, "", "abc").has_value());
+  EXPECT_THROW(train::checkpoint_tokenizer(step, d / "missing.json", "abc"), UsageError);
 }
