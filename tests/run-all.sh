@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-export BUILD VENV=${VENV:-}
+export BUILD VENV=${VENV:-} HF_VENV=${HF_VENV:-}
 passed=0 failed=0
 declare -a failures=()
 

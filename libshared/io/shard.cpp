@@ -293,6 +293,11 @@ void ShardReader::read_rows_raw(const std::string& name, h5::DType t, uint64_t f
   }
 }
 
+void ShardReader::throw_bad_size(const std::string& name, size_t n, size_t expected) const {
+  throw RuntimeError(path_ + ": dataset '" + name + "' has " + std::to_string(n) + " elements, expected " +
+                     std::to_string(expected));
+}
+
 void ShardReader::throw_bad_offsets(const std::string& col, uint64_t i) const {
   throw RuntimeError(path_ + ": dataset '" + col + "_offsets' decreases at element " + std::to_string(i) + " (corrupt file)");
 }

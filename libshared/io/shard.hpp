@@ -143,6 +143,17 @@ class ShardReader {
     std::vector<uint64_t> s = shape(name);
     return read_rows<T>(name, 0, s.empty() ? 1 : s[0]);
   }
+  // The whole dataset into caller memory of exactly `count` elements (a tensor streamed into a
+  // buffer that is reused from tensor to tensor); RuntimeError naming the file and dataset if
+  // the dataset holds another number of elements.
+  template <class T>
+  void read_into(const std::string& name, T* out, size_t count) const {
+    std::vector<uint64_t> s = shape(name);
+    read_rows_raw(name, h5::dtype_for<T>(), 0, s.empty() ? 1 : s[0], [&](size_t n) {
+      if (n != count) throw_bad_size(name, n, count);
+      return static_cast<void*>(out);
+    });
+  }
   // One element of a ragged column: bytes/values offsets[i] .. offsets[i+1] of <col>_data.
   template <class T>
   std::vector<T> ragged(const std::string& col, uint64_t i) const {
@@ -167,6 +178,7 @@ class ShardReader {
   void read_rows_raw(const std::string& name, h5::DType t, uint64_t first, uint64_t count,
                      const std::function<void*(size_t)>& alloc) const;
   [[noreturn]] void throw_bad_offsets(const std::string& col, uint64_t i) const;
+  [[noreturn]] void throw_bad_size(const std::string& name, size_t n, size_t expected) const;
 
   std::string path_, kind_;
   int64_t version_ = 0;

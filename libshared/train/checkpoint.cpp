@@ -17,45 +17,101 @@ using nlohmann::json;
 
 namespace {
 
-std::string step_name(uint64_t step) {
+std::vector<uint64_t> shape_u64(const std::vector<int64_t>& s) { return {s.begin(), s.end()}; }
+
+std::string file_of(const std::string& path) {
+  std::error_code ec;
+  std::string file = path;
+  if (fs::is_directory(path, ec)) file = (fs::path(path) / "model.h5").string();
+  if (!fs::is_regular_file(file, ec)) throw RuntimeError(file + ": no such checkpoint file");
+  return file;
+}
+
+json parse_attr_json(const io::ShardReader& r, const std::string& file, const char* name) {
+  try {
+    return json::parse(r.attr_string(name));
+  } catch (const json::exception& e) {
+    throw RuntimeError(file + ": " + name + " is not valid JSON: " + e.what());
+  }
+}
+
+}  // namespace
+
+std::string checkpoint_dir_name(uint64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step-%08llu", static_cast<unsigned long long>(step));
   return buf;
 }
 
-std::vector<uint64_t> shape_u64(const std::vector<int64_t>& s) { return {s.begin(), s.end()}; }
+CheckpointReader::CheckpointReader(const std::string& path) : file_(file_of(path)), reader_(file_, "checkpoint") {
+  config_ = nn::LlamaConfig::from_hf_json(parse_attr_json(reader_, file_, "model_config"), file_ + " (model_config)");
+  tokenizer_sha256_ = reader_.attr_string("tokenizer_sha256");
+  step_ = reader_.attr_uint("step");
+  const auto listed = reader_.datasets();
+  names_.insert(listed.begin(), listed.end());
+}
 
-}  // namespace
+bool CheckpointReader::has_optimizer() const {
+  for (const auto& n : names_)
+    if (n.rfind("optim/", 0) == 0) return true;
+  return false;
+}
+
+void CheckpointReader::read(const std::string& name, const nn::ParamSpec& p, float* out) const {
+  if (!names_.count(name)) throw RuntimeError(file_ + ": has no tensor '" + name + "'");
+  if (reader_.shape(name) != shape_u64(p.shape))
+    throw RuntimeError(file_ + ": tensor '" + name + "' does not have the shape its model_config implies");
+  reader_.read_into<float>(name, out, p.numel);
+}
+
+CheckpointFileWriter::CheckpointFileWriter(const std::string& path, const nn::LlamaConfig& config,
+                                           const std::string& tokenizer_sha256, uint64_t step, const json& train_state,
+                                           const std::string& tool, const json& options)
+    : writer_(path, "checkpoint", io::Provenance{tool, options, {}}), config_(config) {
+  writer_.set_attr("step", step);
+  writer_.set_attr("model_config", config.to_hf_json().dump());
+  writer_.set_attr("tokenizer_sha256", tokenizer_sha256);
+  if (!train_state.is_null()) writer_.set_attr("train_state", train_state.dump());
+}
+
+void CheckpointFileWriter::write(const std::string& name, const nn::ParamSpec& p, const float* data) {
+  writer_.write_tensor(name, shape_u64(p.shape), data);
+  written_.insert(name);
+}
+
+void CheckpointFileWriter::close() {
+  for (const auto& p : nn::param_specs(config_))
+    BELLOWS_CHECK(written_.count("params/" + p.name), "checkpoint tensor params/" + p.name + " was not written");
+  writer_.close();
+}
+
+void write_latest(const std::string& checkpoints_dir, const std::string& name) {
+  io::SafeOutput latest((fs::path(checkpoints_dir) / "latest").string(), io::SafeOutput::Kind::file, /*overwrite=*/true);
+  std::ofstream(latest.temp_path()) << name << "\n";
+  latest.commit();
+}
 
 std::string save_checkpoint(const std::string& run_dir, const CheckpointData& d, const std::string& tool,
                             const json& options, unsigned keep) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";
   fs::create_directories(dir);
-  const std::string final_dir = (dir / step_name(d.step)).string();
+  const std::string final_dir = (dir / checkpoint_dir_name(d.step)).string();
   {
     io::SafeOutput out(final_dir, io::SafeOutput::Kind::directory, /*overwrite=*/true);
-    io::Provenance prov{tool, options, {}};
-    io::ShardWriter w(out.temp_path() + "/model.h5", "checkpoint", prov);
-    w.set_attr("step", d.step);
-    w.set_attr("model_config", d.config.to_hf_json().dump());
-    w.set_attr("tokenizer_sha256", d.tokenizer_sha256);
-    w.set_attr("train_state", d.train_state.dump());
+    CheckpointFileWriter w(out.temp_path() + "/model.h5", d.config, d.tokenizer_sha256, d.step, d.train_state, tool,
+                           options);
     for (const auto& p : nn::param_specs(d.config)) {
-      w.write_tensor("params/" + p.name, shape_u64(p.shape), d.params.data() + p.offset);
+      w.write("params/" + p.name, p, d.params.data() + p.offset);
       if (!d.exp_avg.empty()) {
-        w.write_tensor("optim/exp_avg/" + p.name, shape_u64(p.shape), d.exp_avg.data() + p.offset);
-        w.write_tensor("optim/exp_avg_sq/" + p.name, shape_u64(p.shape), d.exp_avg_sq.data() + p.offset);
+        w.write("optim/exp_avg/" + p.name, p, d.exp_avg.data() + p.offset);
+        w.write("optim/exp_avg_sq/" + p.name, p, d.exp_avg_sq.data() + p.offset);
       }
     }
     w.close();
     std::ofstream(out.temp_path() + "/config.json") << d.config.to_hf_json().dump(2) << "\n";
     out.commit();
   }
-  {
-    io::SafeOutput latest((dir / "latest").string(), io::SafeOutput::Kind::file, /*overwrite=*/true);
-    std::ofstream(latest.temp_path()) << step_name(d.step) << "\n";
-    latest.commit();
-  }
+  write_latest(dir.string(), checkpoint_dir_name(d.step));
   if (keep > 0) {
     auto all = list_checkpoints(run_dir);
     for (size_t i = keep; i < all.size(); ++i) {
@@ -68,31 +124,17 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointData& d,
 }
 
 CheckpointData load_checkpoint(const std::string& path, bool with_optimizer) {
-  std::string file = path;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) file = (fs::path(path) / "model.h5").string();
-  if (!fs::is_regular_file(file, ec)) throw RuntimeError(file + ": no such checkpoint file");
-  io::ShardReader r(file, "checkpoint");
+  CheckpointReader r(path);
   CheckpointData d;
-  json cfg;
-  try {
-    cfg = json::parse(r.attr_string("model_config"));
-  } catch (const json::exception& e) {
-    throw RuntimeError(file + ": model_config is not valid JSON: " + e.what());
-  }
-  d.config = nn::LlamaConfig::from_hf_json(cfg, file + " (model_config)");
-  d.tokenizer_sha256 = r.attr_string("tokenizer_sha256");
-  d.step = r.attr_uint("step");
-  if (r.has_attr("train_state")) {
-    try {
-      d.train_state = json::parse(r.attr_string("train_state"));
-    } catch (const json::exception& e) {
-      throw RuntimeError(file + ": train_state is not valid JSON: " + e.what());
-    }
+  d.config = r.config();
+  d.tokenizer_sha256 = r.tokenizer_sha256();
+  d.step = r.step();
+  // The reader does not keep train_state; read it here, where resuming needs it.
+  {
+    io::ShardReader sr(r.file(), "checkpoint");
+    if (sr.has_attr("train_state")) d.train_state = parse_attr_json(sr, r.file(), "train_state");
   }
   const auto specs = nn::param_specs(d.config);
-  const auto listed = r.datasets();
-  const std::set<std::string> names(listed.begin(), listed.end());
   const size_t n = specs.back().offset + specs.back().numel;
   d.params.resize(n);
   if (with_optimizer) {
@@ -100,18 +142,10 @@ CheckpointData load_checkpoint(const std::string& path, bool with_optimizer) {
     d.exp_avg_sq.resize(n);
   }
   for (const auto& p : specs) {
-    auto read = [&](const std::string& name, std::vector<float>& into) {
-      if (!names.count(name))
-        throw RuntimeError(file + ": has no tensor '" + name + "'");
-      if (r.shape(name) != shape_u64(p.shape))
-        throw RuntimeError(file + ": tensor '" + name + "' does not have the shape its model_config implies");
-      auto v = r.read_all<float>(name);
-      std::copy(v.begin(), v.end(), into.begin() + static_cast<std::ptrdiff_t>(p.offset));
-    };
-    read("params/" + p.name, d.params);
+    r.read("params/" + p.name, p, d.params.data() + p.offset);
     if (with_optimizer) {
-      read("optim/exp_avg/" + p.name, d.exp_avg);
-      read("optim/exp_avg_sq/" + p.name, d.exp_avg_sq);
+      r.read("optim/exp_avg/" + p.name, p, d.exp_avg.data() + p.offset);
+      r.read("optim/exp_avg_sq/" + p.name, p, d.exp_avg_sq.data() + p.offset);
     }
   }
   return d;

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "io/shard.hpp"
 #include "nn/llama.hpp"
 
 namespace bellows::train {
@@ -34,6 +36,52 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointData& d,
 // RuntimeError naming the file if they are missing). Throws RuntimeError naming the file for
 // anything unreadable, corrupt or inconsistent with its own config.
 CheckpointData load_checkpoint(const std::string& path, bool with_optimizer);
+
+// One checkpoint file read tensor by tensor (ckpt-convert streams models larger than memory).
+class CheckpointReader {
+ public:
+  // A checkpoint directory or its model.h5. Throws RuntimeError naming the file when it is
+  // unreadable, corrupt, or its model_config is unusable.
+  explicit CheckpointReader(const std::string& path);
+  const std::string& file() const { return file_; }
+  const nn::LlamaConfig& config() const { return config_; }
+  const std::string& tokenizer_sha256() const { return tokenizer_sha256_; }
+  uint64_t step() const { return step_; }
+  bool has_optimizer() const;
+  // Reads `name` ("params/<hf name>", "optim/exp_avg/<hf name>", ...) of spec p's shape into
+  // out[p.numel]; RuntimeError naming the file and tensor when it is missing or misshapen.
+  void read(const std::string& name, const nn::ParamSpec& p, float* out) const;
+
+ private:
+  std::string file_;
+  io::ShardReader reader_;
+  std::set<std::string> names_;
+  nn::LlamaConfig config_;
+  std::string tokenizer_sha256_;
+  uint64_t step_ = 0;
+};
+
+// Writes one checkpoint file (model.h5) tensor by tensor: the attributes first, then
+// write_param() for every spec of param_specs(config), in any order; close() checks that each
+// was written. train_state may be null (a weights-only checkpoint, e.g. an imported model).
+class CheckpointFileWriter {
+ public:
+  CheckpointFileWriter(const std::string& path, const nn::LlamaConfig& config, const std::string& tokenizer_sha256,
+                       uint64_t step, const nlohmann::json& train_state, const std::string& tool,
+                       const nlohmann::json& options);
+  void write(const std::string& name, const nn::ParamSpec& p, const float* data);
+  void close();
+
+ private:
+  io::ShardWriter writer_;
+  nn::LlamaConfig config_;
+  std::set<std::string> written_;
+};
+
+// Writes DIR/latest naming the checkpoint directory `name`, atomically.
+void write_latest(const std::string& checkpoints_dir, const std::string& name);
+// "step-00000100": the directory name of a step's checkpoint.
+std::string checkpoint_dir_name(uint64_t step);
 
 // Complete checkpoints under RUNDIR/checkpoints, newest first (step-* directories).
 std::vector<std::string> list_checkpoints(const std::string& run_dir);

@@ -45,3 +45,8 @@ PY
     "$BIN/tokenize-pack" --train-vocab-size 300 --mode pretrain --seq-len 64 --progress off \
         "$dir/other.jsonl" -o "$dir/tok-other" 2>/dev/null
 }
+
+# The venv of the runtimes that consume ckpt-convert's output (transformers, llama.cpp, gguf).
+need_hf_venv() {
+    [[ -n ${HF_VENV:-} && -x $HF_VENV/bin/python ]] || fail "HF_VENV is not set to a built virtualenv (make hf-venv)"
+}

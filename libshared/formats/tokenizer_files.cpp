@@ -1,0 +1,212 @@
+#include "formats/tokenizer_files.hpp"
+
+#include <map>
+#include <set>
+
+#include "core/error.hpp"
+#include "tok/regex_split.hpp"
+
+namespace bellows::formats {
+using nlohmann::json;
+
+std::string gguf_pre_of_pattern(const std::string& regex) {
+  if (regex == tok::kPatternCl100k) return "llama-bpe";
+  if (regex == tok::kPatternGpt2) return "gpt-2";
+  if (regex == tok::kPatternO200k) return "gpt-4o";
+  return "";
+}
+
+std::string pattern_of_gguf_pre(const std::string& pre) {
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return tok::kPatternCl100k;
+  if (pre == "gpt-2") return tok::kPatternGpt2;
+  if (pre == "gpt-4o") return tok::kPatternO200k;
+  return "";
+}
+
+namespace {
+
+// The regex a tokenizer.json's pre-tokenizer splits with: the first Split's Regex, else GPT-2's
+// when a ByteLevel step splits by itself (use_regex, its default). "" when there is none.
+std::string split_regex(const json& p) {
+  if (!p.is_object()) return "";
+  const std::string type = p.value("type", "");
+  if (type == "Sequence" && p.contains("pretokenizers")) {
+    for (const auto& x : p["pretokenizers"]) {
+      std::string r = split_regex(x);
+      if (!r.empty()) return r;
+    }
+  } else if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) {
+    return p["pattern"]["Regex"].get<std::string>();
+  } else if (type == "ByteLevel" && p.value("use_regex", true)) {
+    return tok::kPatternGpt2;
+  }
+  return "";
+}
+
+// A special-token entry of tokenizer_config.json: a string or an AddedToken object.
+std::string token_content(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+GgufVocab gguf_vocab_from_tokenizer_json(const json& tj, const json& tokenizer_config, int64_t vocab_size,
+                                         std::optional<uint32_t> bos, std::optional<uint32_t> eos,
+                                         const std::string& what) {
+  if (!tj.is_object() || !tj.contains("model") || tj["model"].value("type", "") != "BPE")
+    throw UsageError(what + ": GGUF export needs a byte-level BPE tokenizer.json");
+  if (tj.contains("normalizer") && !tj["normalizer"].is_null())
+    throw UsageError(what + ": a tokenizer with a normalizer cannot be expressed as GGUF's gpt2 tokenizer");
+  const std::string regex = split_regex(tj.value("pre_tokenizer", json()));
+  GgufVocab v;
+  v.pre = gguf_pre_of_pattern(regex);
+  if (v.pre.empty())
+    throw UsageError(what + ": its pre-tokenizer regex is none that llama.cpp knows by name (supported: cl100k / "
+                            "Llama 3 -> llama-bpe, GPT-2 -> gpt-2, o200k -> gpt-4o)");
+  const json& m = tj["model"];
+  v.tokens.assign(size_t(vocab_size), "");
+  v.types.assign(size_t(vocab_size), kTokUnused);
+  std::vector<bool> set(size_t(vocab_size), false);
+  auto put = [&](const std::string& content, uint64_t id, int32_t type) {
+    if (id >= uint64_t(vocab_size))
+      throw UsageError(what + ": token '" + content + "' has id " + std::to_string(id) + ", beyond the model's vocab_size " +
+                       std::to_string(vocab_size));
+    v.tokens[id] = content;
+    v.types[id] = type;
+    set[id] = true;
+  };
+  for (const auto& [content, id] : m.at("vocab").items()) put(content, id.get<uint64_t>(), kTokNormal);
+  for (const auto& a : tj.value("added_tokens", json::array()))
+    put(a.at("content").get<std::string>(), a.at("id").get<uint64_t>(), a.value("special", false) ? kTokControl : kTokUserDefined);
+  for (size_t i = 0; i < set.size(); ++i)
+    if (!set[i]) v.tokens[i] = "[PAD" + std::to_string(i) + "]";
+  for (const auto& x : m.at("merges")) {
+    if (x.is_string()) v.merges.push_back(x.get<std::string>());
+    else if (x.is_array() && x.size() == 2) v.merges.push_back(x[0].get<std::string>() + " " + x[1].get<std::string>());
+    else throw UsageError(what + ": a merge is neither 'a b' nor [a, b]");
+  }
+  v.bos = bos;
+  v.eos = eos;
+  if (tokenizer_config.is_object()) {
+    if (tokenizer_config.contains("add_bos_token") && tokenizer_config["add_bos_token"].is_boolean())
+      v.add_bos = tokenizer_config["add_bos_token"].get<bool>();
+    if (tokenizer_config.contains("chat_template") && tokenizer_config["chat_template"].is_string())
+      v.chat_template = tokenizer_config["chat_template"].get<std::string>();
+  }
+  return v;
+}
+
+void append_gguf_vocab(const GgufVocab& v, GgufMetadata& md) {
+  md.emplace_back("tokenizer.ggml.model", GgufValue::make_string(v.model));
+  md.emplace_back("tokenizer.ggml.pre", GgufValue::make_string(v.pre));
+  md.emplace_back("tokenizer.ggml.tokens", GgufValue::make_string_array(v.tokens));
+  md.emplace_back("tokenizer.ggml.token_type", GgufValue::make_i32_array(v.types));
+  md.emplace_back("tokenizer.ggml.merges", GgufValue::make_string_array(v.merges));
+  if (v.bos) md.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::make_u32(*v.bos));
+  if (v.eos) md.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::make_u32(*v.eos));
+  if (v.pad) md.emplace_back("tokenizer.ggml.padding_token_id", GgufValue::make_u32(*v.pad));
+  md.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::make_bool(v.add_bos));
+  md.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::make_bool(false));
+  if (!v.chat_template.empty()) md.emplace_back("tokenizer.chat_template", GgufValue::make_string(v.chat_template));
+}
+
+HfTokenizerFiles tokenizer_json_from_gguf(const GgufReader& r) {
+  const std::string& path = r.path();
+  auto need = [&](const char* key) -> const GgufValue& {
+    const GgufValue* v = r.find(key);
+    if (!v) throw RuntimeError(path + ": has no " + key + " (a GGUF without its tokenizer cannot be imported)");
+    return *v;
+  };
+  const std::string model = need("tokenizer.ggml.model").as_string(path + ": tokenizer.ggml.model");
+  if (model != "gpt2")
+    throw RuntimeError(path + ": tokenizer.ggml.model '" + model +
+                       "' is not supported for import (supported: gpt2, i.e. byte-level BPE)");
+  const GgufValue* pre_v = r.find("tokenizer.ggml.pre");
+  const std::string pre = pre_v ? pre_v->as_string(path + ": tokenizer.ggml.pre") : "default";
+  const std::string regex = pattern_of_gguf_pre(pre);
+  if (regex.empty())
+    throw RuntimeError(path + ": tokenizer.ggml.pre '" + pre + "' is not supported for import (supported: llama-bpe, gpt-2, gpt-4o)");
+  const GgufValue& tokens = need("tokenizer.ggml.tokens");
+  const GgufValue& merges = need("tokenizer.ggml.merges");
+  if (tokens.type != GgufType::array || tokens.elem_type != GgufType::string)
+    throw RuntimeError(path + ": tokenizer.ggml.tokens is not an array of strings");
+  if (merges.type != GgufType::array || merges.elem_type != GgufType::string)
+    throw RuntimeError(path + ": tokenizer.ggml.merges is not an array of strings");
+  const GgufValue* types = r.find("tokenizer.ggml.token_type");
+  if (types && (types->type != GgufType::array || types->arr.size() != tokens.arr.size()))
+    throw RuntimeError(path + ": tokenizer.ggml.token_type is not an array as long as tokenizer.ggml.tokens");
+
+  json vocab = json::object(), added = json::array();
+  for (size_t id = 0; id < tokens.arr.size(); ++id) {
+    const std::string& s = tokens.arr[id].s;
+    int64_t type = kTokNormal;
+    if (types) {
+      const GgufValue& tv = types->arr[id];
+      const bool is_signed = tv.type == GgufType::i8 || tv.type == GgufType::i16 || tv.type == GgufType::i32 || tv.type == GgufType::i64;
+      type = is_signed ? tv.i : int64_t(tv.u);
+    }
+    if (type == kTokUnused) continue;
+    if (type == kTokControl || type == kTokUserDefined) {
+      added.push_back({{"id", id}, {"content", s}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                       {"normalized", false}, {"special", type == kTokControl}});
+      continue;
+    }
+    if (vocab.contains(s)) throw RuntimeError(path + ": token '" + s + "' appears twice in tokenizer.ggml.tokens");
+    vocab[s] = id;
+  }
+  json merge_list = json::array();
+  for (const auto& x : merges.arr) merge_list.push_back(x.s);
+  HfTokenizerFiles out;
+  out.tokenizer_json = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+        // llama.cpp applies ignore_merges (a piece that is a token is taken whole) for Llama 3's
+        // pre-tokenizer only; the tokenizer.json says the same so that both give the same ids.
+        {"ignore_merges", pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3"},
+        {"vocab", vocab},
+        {"merges", merge_list}}}};
+  auto token_by_key = [&](const char* key) -> std::string {
+    const GgufValue* v = r.find(key);
+    if (!v) return "";
+    const uint64_t id = v->as_uint(path + ": " + key);
+    if (id >= tokens.arr.size()) throw RuntimeError(path + ": " + key + " " + std::to_string(id) + " is not a token id");
+    return tokens.arr[id].s;
+  };
+  out.bos_token = token_by_key("tokenizer.ggml.bos_token_id");
+  out.eos_token = token_by_key("tokenizer.ggml.eos_token_id");
+  json cfg = json::object();
+  if (const GgufValue* v = r.find("tokenizer.ggml.add_bos_token"); v && v->type == GgufType::boolean) cfg["add_bos_token"] = v->b;
+  if (const GgufValue* v = r.find("tokenizer.chat_template"); v && v->type == GgufType::string) cfg["chat_template"] = v->s;
+  if (!out.bos_token.empty()) cfg["bos_token"] = out.bos_token;
+  if (!out.eos_token.empty()) cfg["eos_token"] = out.eos_token;
+  out.tokenizer_config = cfg;
+  return out;
+}
+
+json hf_tokenizer_config(const json& run_config, const std::string& bos_token, const std::string& eos_token,
+                         int64_t model_max_length) {
+  json c = run_config.is_object() ? run_config : json::object();
+  if (!c.contains("tokenizer_class")) c["tokenizer_class"] = "PreTrainedTokenizerFast";
+  if (!bos_token.empty() && token_content(c.value("bos_token", json())).empty()) c["bos_token"] = bos_token;
+  if (!eos_token.empty() && token_content(c.value("eos_token", json())).empty()) c["eos_token"] = eos_token;
+  if (!c.contains("model_max_length")) c["model_max_length"] = model_max_length;
+  if (!c.contains("clean_up_tokenization_spaces")) c["clean_up_tokenization_spaces"] = false;
+  return c;
+}
+
+}  // namespace bellows::formats

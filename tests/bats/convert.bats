@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# ckpt-convert checked by the runtimes that consume its output: transformers loads the HF export
+# and gives our logits and token ids; llama.cpp (llama-cpp-python) loads the GGUF export and
+# gives our logits, greedy continuation and token ids; round trips back into our format are
+# bit-exact; imports of files written by transformers and quantised by llama.cpp work.
+
+setup_file() {
+    load helpers
+    export SHARED=$BATS_FILE_TMPDIR
+    make_pretrain_shards "$SHARED" 11
+    # A tied-embedding model with Llama 3 RoPE scaling (rope_freqs in GGUF), next to the plain
+    # untied tiny preset.
+    cat > "$SHARED/tied.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 300, "hidden_size": 64,
+ "intermediate_size": 192, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "tie_word_embeddings": true,
+ "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                  "original_max_position_embeddings": 64}}
+JSON
+    "$BIN/pretrain" --data "$SHARED/tok" --model tiny --seq-len 64 --micro-batch 4 --steps 40 \
+        --lr 3e-3 --warmup-steps 2 --progress off -o "$SHARED/untied" 2>/dev/null
+    "$BIN/pretrain" --data "$SHARED/tok" --model "$SHARED/tied.json" --seq-len 64 --micro-batch 4 --steps 40 \
+        --lr 3e-3 --warmup-steps 2 --progress off -o "$SHARED/tied" 2>/dev/null
+    # Texts for the tokenizer checks: corpus lines and text the corpus never had.
+    python3 - "$SHARED" <<'PY'
+import json, sys
+d = sys.argv[1]
+lines = [json.loads(l)["text"] for l in open(f"{d}/corpus.jsonl")][:20]
+lines += ["Numbers 1234567 and 3.14, CAPS, it's don't we'll; tabs\tand\nnew lines\n\n  spaces   ",
+          "unicode: naïve café 東京 😀 — dash", "x" * 300, "<|endoftext|> is plain text here"]
+with open(f"{d}/texts.jsonl", "w") as f:
+    for t in lines:
+        f.write(json.dumps(t) + "\n")
+with open(f"{d}/texts-records.jsonl", "w") as f:
+    for t in lines:
+        f.write(json.dumps({"text": t}) + "\n")
+PY
+    "$BIN/tokenize-pack" --tokenizer "$SHARED/untied/tokenizer/tokenizer.json" --encode "$SHARED/texts-records.jsonl" \
+        > "$SHARED/texts.ids"
+    # The same with special-token strings matched (what transformers' tokenizer does by default).
+    "$BIN/tokenize-pack" --tokenizer "$SHARED/untied/tokenizer/tokenizer.json" --encode "$SHARED/texts-records.jsonl" \
+        --allow-special > "$SHARED/texts-special.ids"
+    for run in untied tied; do
+        "$BIN/lm-generate" --progress off --ckpt "$SHARED/$run" --prompt "the cluster trains" --max-new-tokens 0 \
+            --dump-logits "$SHARED/$run.logits.json" > /dev/null 2>&1
+    done
+}
+
+setup() {
+    load helpers
+    need_hf_venv
+    D=$BATS_TEST_TMPDIR
+    PY=$HF_VENV/bin/python
+}
+
+cc() { "$BIN/ckpt-convert" --progress off "$@"; }
+ckpt_of() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")/model.h5"; }
+
+@test "hf export (f32): transformers gives our logits within 1e-4 and our token ids; untied and tied+rope-scaled" {
+    for run in untied tied; do
+        run cc --from "$SHARED/$run" --to hf -o "$D/$run-hf"
+        assert_success
+        for f in config.json model.safetensors generation_config.json tokenizer.json tokenizer_config.json report.json; do
+            assert_file_exists "$D/$run-hf/$f"
+        done
+        run "$PY" "$REPO_ROOT/tests/python/check_hf_export.py" "$D/$run-hf" "$SHARED/$run.logits.json" --tol 1e-4 \
+            --texts "$SHARED/texts.jsonl" --ids "$SHARED/texts-special.ids"
+        assert_success
+        echo "$output"
+    done
+    grep -q '"rope_type": "llama3"' "$D/tied-hf/config.json"
+    grep -q '"tie_word_embeddings": true' "$D/tied-hf/config.json"
+}
+
+@test "hf export in bf16 and f16: transformers' logits within the stated tolerance (2e-2 of the largest logit)" {
+    for dt in bf16 f16; do
+        run cc --from "$SHARED/untied" --to hf --dtype $dt -o "$D/hf-$dt"
+        assert_success
+        run "$PY" "$REPO_ROOT/tests/python/check_hf_export.py" "$D/hf-$dt" "$SHARED/untied.logits.json" --tol 2e-2
+        assert_success
+        echo "$output"
+    done
+    grep -q '"torch_dtype": "bfloat16"' "$D/hf-bf16/config.json"
+}
+
+@test "sharded hf export: index and shards that transformers loads; ours -> hf -> ours is bit-exact" {
+    run cc --from "$SHARED/untied" --to hf --shard-size 40KB -o "$D/sharded"
+    assert_success
+    assert_file_exists "$D/sharded/model.safetensors.index.json"
+    n=$(ls "$D/sharded"/model-*-of-*.safetensors | wc -l)
+    (( n > 2 )) || fail "only $n shards"
+    run "$PY" "$REPO_ROOT/tests/python/check_hf_export.py" "$D/sharded" "$SHARED/untied.logits.json" --tol 1e-4
+    assert_success
+    for run in untied tied; do
+        cc --from "$SHARED/$run" --to hf -o "$D/$run-hf"
+        run cc --from-hf "$D/$run-hf" -o "$D/$run-back"
+        assert_success
+        run "$VENV/bin/python" "$REPO_ROOT/tests/python/compare_checkpoints.py" "$(ckpt_of "$SHARED/$run")" "$(ckpt_of "$D/$run-back")"
+        assert_success
+        # The tokenizer comes back byte for byte.
+        cmp "$SHARED/$run/tokenizer/tokenizer.json" "$D/$run-back/tokenizer/tokenizer.json"
+    done
+    run cc --from-hf "$D/sharded" -o "$D/sharded-back"
+    assert_success
+    run "$VENV/bin/python" "$REPO_ROOT/tests/python/compare_checkpoints.py" "$(ckpt_of "$SHARED/untied")" "$(ckpt_of "$D/sharded-back")"
+    assert_success
+    # The imported run is a run: lm-generate finds its checkpoint and tokenizer.
+    run --separate-stderr "$BIN/lm-generate" --progress off --ckpt "$D/untied-back" --prompt "the cluster" --max-new-tokens 8 --temperature 0
+    assert_success
+    [[ $output == "the cluster"* ]]
+}
+
+@test "gguf export (f32): llama.cpp gives our logits, greedy continuation and token ids; ours -> gguf -> ours is bit-exact" {
+    for run in untied tied; do
+        run cc --from "$SHARED/$run" --to gguf -o "$D/$run.gguf"
+        assert_success
+        greedy=$("$BIN/lm-generate" --progress off --ckpt "$SHARED/$run" --prompt "the cluster trains" --max-new-tokens 24 \
+            --temperature 0 --print-ids 2>/dev/null)
+        run "$PY" "$REPO_ROOT/tests/python/check_gguf_export.py" "$D/$run.gguf" "$SHARED/$run.logits.json" --tol 1e-4 \
+            --greedy "$greedy" --texts "$SHARED/texts.jsonl" --ids "$SHARED/texts.ids" --ids-special "$SHARED/texts-special.ids" \
+            --expect-type token_embd.weight=F32 --expect-type blk.0.attn_norm.weight=F32
+        assert_success
+        echo "$output"
+        run cc --from-gguf "$D/$run.gguf" -o "$D/$run-back"
+        assert_success
+        run "$VENV/bin/python" "$REPO_ROOT/tests/python/compare_checkpoints.py" "$(ckpt_of "$SHARED/$run")" "$(ckpt_of "$D/$run-back")"
+        assert_success
+        # The tokenizer rebuilt from the GGUF gives the same ids.
+        run "$BIN/tokenize-pack" --tokenizer "$D/$run-back/tokenizer/tokenizer.json" --encode "$SHARED/texts-records.jsonl"
+        assert_success
+        assert_equal "$output" "$(cat "$SHARED/texts.ids")"
+    done
+    "$PY" -c "import gguf,sys; r=gguf.GGUFReader(sys.argv[1]); assert 'rope_freqs.weight' in [t.name for t in r.tensors]; assert 'output.weight' not in [t.name for t in r.tensors]" "$D/tied.gguf"
+}
+
+@test "gguf export in f16, bf16 and q8_0: llama.cpp loads each, logits within the stated tolerances" {
+    # Tolerances (max error / largest logit): f16 and bf16 round the weights (bf16 keeps 8 bits
+    # of mantissa); q8_0 also quantises llama.cpp's activations in its dot products.
+    for spec in f16:2e-2:F16 bf16:5e-2:BF16 q8_0:5e-2:Q8_0; do
+        IFS=: read -r dt tol ty <<< "$spec"
+        run cc --from "$SHARED/untied" --to gguf --dtype $dt -o "$D/m-$dt.gguf"
+        assert_success
+        run "$PY" "$REPO_ROOT/tests/python/check_gguf_export.py" "$D/m-$dt.gguf" "$SHARED/untied.logits.json" --tol $tol \
+            --expect-type blk.0.attn_q.weight=$ty --expect-type blk.0.ffn_norm.weight=F32
+        assert_success
+        echo "$output"
+    done
+}
