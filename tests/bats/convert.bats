@@ -146,3 +146,127 @@ ckpt_of() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest")/model.h5"; }
         echo "$output"
     done
 }
+
+@test "import of what transformers saved (bf16, sharded, transformers v5 config fields): our logits equal transformers'" {
+    cc --from "$SHARED/tied" --to hf -o "$D/tied-hf"
+    run "$PY" - "$D/tied-hf" "$D/resaved" <<'PY'
+import json, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+src, dst = sys.argv[1:3]
+m = AutoModelForCausalLM.from_pretrained(src, torch_dtype=torch.float32).to(torch.bfloat16)
+m.save_pretrained(dst, safe_serialization=True, max_shard_size="60KB")
+AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+PY
+    assert_success
+    assert_file_exists "$D/resaved/model.safetensors.index.json"
+    # transformers v5 writes "dtype" and folds rope_theta/rope_scaling into rope_parameters (the
+    # transformers here predates that, so it reads the original config).
+    cp -r "$D/resaved" "$D/resaved-v5"
+    "$PY" - "$D/resaved-v5/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["dtype"] = c.pop("torch_dtype")
+c["rope_parameters"] = dict(c.pop("rope_scaling"), rope_theta=c.pop("rope_theta"))
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+    run cc --from-hf "$D/resaved-v5" -o "$D/imported"
+    assert_success
+    "$BIN/lm-generate" --progress off --ckpt "$D/imported" --prompt "the cluster trains" --max-new-tokens 0 \
+        --dump-logits "$D/imported.logits.json" >/dev/null 2>&1
+    # transformers reads the bf16 weights as float32 exactly as we did: the same 1e-4 bound holds.
+    run "$PY" "$REPO_ROOT/tests/python/check_hf_export.py" "$D/resaved" "$D/imported.logits.json" --tol 1e-4
+    assert_success
+    grep -q '"rope_scaling"' "$D/imported/checkpoints/step-00000000/config.json"
+}
+
+@test "import of GGUFs quantised by llama.cpp (Q8_0, Q4_0, Q4_1, Q4_K_M, Q5_K_M, Q6_K): weights equal the gguf package's dequantisation" {
+    # Rows 256 wide, so that llama.cpp's K-quants apply to every matrix.
+    cat > "$D/wide.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 300, "hidden_size": 256,
+ "intermediate_size": 512, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "max_position_embeddings": 256, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "tie_word_embeddings": false}
+JSON
+    "$BIN/pretrain" --data "$SHARED/tok" --model "$D/wide.json" --seq-len 64 --micro-batch 4 --steps 2 \
+        --lr 3e-3 --progress off -o "$D/wide" 2>/dev/null
+    run cc --from "$D/wide" --to gguf -o "$D/wide-f32.gguf"
+    assert_success
+    for q in Q8_0:7 Q4_0:2 Q4_1:3 Q4_K_M:15 Q5_K_M:17 Q6_K:18; do
+        IFS=: read -r name ftype <<< "$q"
+        run "$PY" -c "
+import ctypes, sys, llama_cpp
+p = llama_cpp.llama_model_quantize_default_params()
+p.ftype = int(sys.argv[3])
+sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))" \
+            "$D/wide-f32.gguf" "$D/wide-$name.gguf" "$ftype"
+        assert_success
+        run cc --from-gguf "$D/wide-$name.gguf" -o "$D/wide-$name"
+        assert_success
+        run "$PY" "$REPO_ROOT/tests/python/check_gguf_import.py" "$D/wide-$name.gguf" "$(ckpt_of "$D/wide-$name")"
+        assert_success
+        echo "$name: $output"
+    done
+}
+
+@test "--dry-run lists tensors, shapes, dtypes and the output size, and writes nothing" {
+    run --separate-stderr cc --from "$SHARED/untied" --to gguf --dtype q8_0 --dry-run -o "$D/never.gguf"
+    assert_success
+    [[ $output == *"blk.0.attn_q.weight"*"Q8_0"* ]] || fail "$output"
+    [[ $output == *"blk.0.ffn_down.weight"*"F16"* ]] || fail "rows of 176 are not q8_0-able: $output"
+    [[ $output == *"tensors, output about"*"MB"* ]] || fail "$output"
+    assert_file_not_exists "$D/never.gguf"
+    run --separate-stderr cc --from "$SHARED/tied" --to hf --dry-run
+    assert_success
+    [[ $output == *"model.embed_tokens.weight"*"[300, 64]"*"F32"* ]] || fail "$output"
+    [[ $output != *"lm_head"* ]] || fail "a tied model has no lm_head: $output"
+    cc --from "$SHARED/untied" --to hf -o "$D/hf"
+    run --separate-stderr cc --from-hf "$D/hf" --dry-run -o "$D/never"
+    assert_success
+    [[ $output == *"lm_head.weight"* ]] || fail "$output"
+    assert_not_exist "$D/never"
+}
+
+@test "bad input: one line naming the file (and the tensor or key), exit 1, and no output at all" {
+    cc --from "$SHARED/untied" --to hf -o "$D/good"
+    cc --from "$SHARED/untied" --to gguf -o "$D/good.gguf"
+    "$PY" "$REPO_ROOT/tests/python/make_bad_models.py" "$D/good" "$D/good.gguf" "$D/bad"
+    while IFS=$'\t' read -r path must; do
+        if [[ $path == *.gguf ]]; then src=(--from-gguf "$path"); else src=(--from-hf "$path"); fi
+        run --separate-stderr cc "${src[@]}" -o "$D/out"
+        echo "$(basename "$path"): status $status: $stderr"
+        if [[ $path == */arch ]]; then assert_equal "$status" 2; else assert_equal "$status" 1; fi
+        assert_equal "$(printf '%s\n' "$stderr" | grep -c .)" 1
+        [[ $stderr == *"$(basename "$path")"* ]] || fail "the message does not name the file: $stderr"
+        [[ $must == - || $stderr == *"$must"* ]] || fail "the message does not name '$must': $stderr"
+        assert_not_exist "$D/out"
+        [[ -z $(ls -A "$D" | grep partial) ]] || fail "a partial output was left: $(ls -A "$D")"
+    done < "$D/bad/cases.tsv"
+}
+
+@test "usage errors exit 2 naming the flag; an existing output is kept without --overwrite" {
+    run --separate-stderr cc -o "$D/x"
+    assert_equal "$status" 2
+    [[ $stderr == *"--from"* ]]
+    run --separate-stderr cc --from "$SHARED/untied" -o "$D/x"
+    assert_equal "$status" 2
+    [[ $stderr == *"--to hf|gguf"* ]]
+    run --separate-stderr cc --from "$SHARED/untied" --to hf --dtype q8_0 -o "$D/x"
+    assert_equal "$status" 2
+    [[ $stderr == *"--dtype"* ]]
+    run --separate-stderr cc --from "$SHARED/untied" --to gguf --shard-size 1GB -o "$D/x"
+    assert_equal "$status" 2
+    [[ $stderr == *"--shard-size"* ]]
+    run --separate-stderr cc --from "$SHARED/untied" --to hf --shard-size 5XB -o "$D/x"
+    assert_equal "$status" 2
+    [[ $stderr == *"--shard-size"* ]]
+    cc --from "$SHARED/untied" --to gguf -o "$D/m.gguf"
+    before=$(sha256sum < "$D/m.gguf")
+    run --separate-stderr cc --from "$SHARED/untied" --to gguf --dtype f16 -o "$D/m.gguf"
+    assert_equal "$status" 2
+    assert_equal "$(sha256sum < "$D/m.gguf")" "$before"
+    run cc --from "$SHARED/untied" --to gguf --dtype f16 -o "$D/m.gguf" --overwrite
+    assert_success
+    [[ $(sha256sum < "$D/m.gguf") != "$before" ]]
+    run --separate-stderr cc --from-hf "$D/nowhere" -o "$D/y"
+    assert_equal "$status" 2
+    [[ $stderr == *"$D/nowhere"* ]]
+}
