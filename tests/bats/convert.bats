@@ -270,3 +270,61 @@ sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode
     assert_equal "$status" 2
     [[ $stderr == *"$D/nowhere"* ]]
 }
+
+@test "streaming: a model 5x the memory cap converts in and out under that cap (memory cgroup), peak RSS near the largest tensor" {
+    # 8 layers of width 1024: 410 MB of fp32 weights, its largest tensor 11.5 MB; cap 64 MiB.
+    cap=$((64 * 1024 * 1024))
+    cc --from "$SHARED/untied" --to hf -o "$D/small-hf"
+    "$PY" - "$D/small-hf" "$D/big-hf" <<'PY'
+import json, shutil, sys
+import numpy as np
+from safetensors.numpy import save_file
+src, dst = sys.argv[1:3]
+shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "report.json"))
+c = json.load(open(f"{dst}/config.json"))
+c.update(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
+         torch_dtype="float16")
+c.pop("head_dim", None)
+json.dump(c, open(f"{dst}/config.json", "w"))
+rng = np.random.default_rng(0)
+t = {}
+V, C, F = c["vocab_size"], 1024, 2816
+w = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02).astype(np.float16)
+t["model.embed_tokens.weight"], t["lm_head.weight"], t["model.norm.weight"] = w(V, C), w(V, C), np.ones(C, np.float16)
+for i in range(8):
+    p = f"model.layers.{i}."
+    for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
+        t[p + f"self_attn.{n}.weight"] = w(C, C)
+    t[p + "mlp.gate_proj.weight"], t[p + "mlp.up_proj.weight"], t[p + "mlp.down_proj.weight"] = w(F, C), w(F, C), w(C, F)
+    t[p + "input_layernorm.weight"] = t[p + "post_attention_layernorm.weight"] = np.ones(C, np.float16)
+save_file(t, f"{dst}/model.safetensors", metadata={"format": "pt"})
+PY
+    rss() { echo $(( $(cat "$D/rss-$1") * 1024 )); }  # GNU time's %M is in KiB
+    run run_memory_capped $cap /usr/bin/time -f %M -o "$D/rss-import" "$BIN/ckpt-convert" --progress off --from-hf "$D/big-hf" -o "$D/big"
+    assert_success
+    import_rss=$(rss import)
+    # The weights in fp32, as the import holds them: twice the f16 file's bytes.
+    size=$(( $(stat -c %s "$D/big-hf/model.safetensors") * 2 ))
+    (( size > 5 * cap )) || fail "the model ($size bytes) is not 5x the cap"
+    run run_memory_capped $cap /usr/bin/time -f %M -o "$D/rss-gguf" "$BIN/ckpt-convert" --progress off --from "$D/big" --to gguf --dtype q8_0 -o "$D/big.gguf"
+    assert_success
+    gguf_rss=$(rss gguf)
+    run run_memory_capped $cap /usr/bin/time -f %M -o "$D/rss-hf" "$BIN/ckpt-convert" --progress off --from "$D/big" --to hf --dtype bf16 -o "$D/big-out"
+    assert_success
+    hf_rss=$(rss hf)
+    echo "fp32 weights $size bytes; peak RSS: import $import_rss, gguf export $gguf_rss, hf export $hf_rss (cap $cap)"
+    for r in $import_rss $gguf_rss $hf_rss; do (( r < cap )) || fail "peak RSS $r over the cap"; done
+    # What came out is the model that went in.
+    run "$PY" -c "
+import sys, torch
+from safetensors.torch import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert a.keys() == b.keys()
+for k in a:
+    x, y = a[k].float(), b[k].float()
+    assert b[k].dtype == torch.bfloat16
+    # bf16 keeps 8 significant bits: rounding to nearest errs by at most 2^-8 relative
+    assert bool(((y - x).abs() <= x.abs() * 2**-8).all()), k
+print('weights survived')" "$D/big-hf/model.safetensors" "$D/big-out/model.safetensors"
+    assert_success
+}

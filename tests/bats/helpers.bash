@@ -50,3 +50,25 @@ PY
 need_hf_venv() {
     [[ -n ${HF_VENV:-} && -x $HF_VENV/bin/python ]] || fail "HF_VENV is not set to a built virtualenv (make hf-venv)"
 }
+
+# run_memory_capped BYTES CMD...: runs CMD in a memory cgroup of its own capped at BYTES
+# (cgroup v1 memory controller or cgroup v2 memory.max), so that going over the cap kills it
+# (exit 137) instead of passing; prints nothing of its own. Fails the test when no memory
+# cgroup can be made (the cap is the point of the tests that use it).
+run_memory_capped() {
+    local cap=$1; shift
+    local cg
+    if [[ -d /sys/fs/cgroup/memory && -w /sys/fs/cgroup/memory ]]; then
+        cg=/sys/fs/cgroup/memory/bellows-test-$$-$RANDOM
+        mkdir "$cg" && echo "$cap" > "$cg/memory.limit_in_bytes" || fail "cannot make a memory cgroup at $cg"
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+        cg=/sys/fs/cgroup/bellows-test-$$-$RANDOM
+        mkdir "$cg" && echo "$cap" > "$cg/memory.max" || fail "cannot make a memory cgroup at $cg"
+    else
+        fail "no writable memory cgroup controller: the memory-cap test needs one"
+    fi
+    local rc=0
+    bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' capped "$cg" "$@" || rc=$?
+    rmdir "$cg" 2>/dev/null || true
+    return $rc
+}
