@@ -342,7 +342,14 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
   GgufWriter w(out.temp_path(), md, decl);
   ConvertSummary sum;
   std::vector<float> buf(src.largest), permuted;
-  log::Progress progress("ckpt-convert", w.file_size(), "B");
+  uint64_t tensor_bytes = 0;
+  for (const auto& e : plan) {
+    const GgmlBlock b = ggml_block(uint32_t(e.tensor.type));
+    uint64_t n = 1;
+    for (auto x : e.tensor.ne) n *= x;
+    tensor_bytes += n / b.elems * b.bytes;
+  }
+  log::Progress progress("ckpt-convert", tensor_bytes, "B");
   for (const auto& e : plan) {
     if (!e.spec) {
       w.write_f32(rope_freqs.data());
