@@ -275,30 +275,8 @@ sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode
     # 8 layers of width 1024: 410 MB of fp32 weights, its largest tensor 11.5 MB; cap 64 MiB.
     cap=$((64 * 1024 * 1024))
     cc --from "$SHARED/untied" --to hf -o "$D/small-hf"
-    "$PY" - "$D/small-hf" "$D/big-hf" <<'PY'
-import json, shutil, sys
-import numpy as np
-from safetensors.numpy import save_file
-src, dst = sys.argv[1:3]
-shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.safetensors", "report.json"))
-c = json.load(open(f"{dst}/config.json"))
-c.update(hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
-         torch_dtype="float16")
-c.pop("head_dim", None)
-json.dump(c, open(f"{dst}/config.json", "w"))
-rng = np.random.default_rng(0)
-t = {}
-V, C, F = c["vocab_size"], 1024, 2816
-w = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02).astype(np.float16)
-t["model.embed_tokens.weight"], t["lm_head.weight"], t["model.norm.weight"] = w(V, C), w(V, C), np.ones(C, np.float16)
-for i in range(8):
-    p = f"model.layers.{i}."
-    for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
-        t[p + f"self_attn.{n}.weight"] = w(C, C)
-    t[p + "mlp.gate_proj.weight"], t[p + "mlp.up_proj.weight"], t[p + "mlp.down_proj.weight"] = w(F, C), w(F, C), w(C, F)
-    t[p + "input_layernorm.weight"] = t[p + "post_attention_layernorm.weight"] = np.ones(C, np.float16)
-save_file(t, f"{dst}/model.safetensors", metadata={"format": "pt"})
-PY
+    "$PY" "$REPO_ROOT/tests/python/make_random_hf_llama.py" "$D/small-hf" "$D/big-hf" --hidden 1024 --ffn 2816 \
+        --layers 8 --heads 8 --dtype f16
     rss() { echo $(( $(cat "$D/rss-$1") * 1024 )); }  # GNU time's %M is in KiB
     run run_memory_capped $cap /usr/bin/time -f %M -o "$D/rss-import" "$BIN/ckpt-convert" --progress off --from-hf "$D/big-hf" -o "$D/big"
     assert_success
