@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/read_file.hpp"
 #include "core/sha256.hpp"
+#include <sentencepiece_processor.h>
 #include "formats/gguf.hpp"
 #include "formats/hf_dir.hpp"
 #include "formats/llama_gguf.hpp"
@@ -112,10 +113,10 @@ ExportSource open_export_source(const ConvertOptions& o) {
   if (!t)
     throw UsageError(s.ckpt + ": its run directory keeps no tokenizer (RUNDIR/tokenizer/); give --tokenizer PATH");
   s.tokenizer = std::move(*t);
-  if (s.tokenizer.kind() != "tokenizer.json")
-    throw UsageError(s.tokenizer.path() + ": a " + s.tokenizer.kind() +
-                     " tokenizer cannot be exported yet (supported: HF tokenizer.json, byte-level BPE)");
-  s.tokenizer_json = read_json_file(s.tokenizer.path());
+  if (s.tokenizer.kind() == "tiktoken")
+    throw UsageError(s.tokenizer.path() + ": a tiktoken rank file cannot be exported yet (supported: HF tokenizer.json, "
+                     "SentencePiece .model)");
+  if (s.tokenizer.kind() == "tokenizer.json") s.tokenizer_json = read_json_file(s.tokenizer.path());
   const fs::path cfg = fs::path(s.tokenizer.path()).parent_path() / "tokenizer_config.json";
   std::error_code ec;
   if (fs::is_regular_file(cfg, ec)) s.tokenizer_config = read_json_file(cfg.string());
@@ -235,10 +236,27 @@ ConvertSummary export_hf(const ConvertOptions& o) {
   if (auto e = src.tokenizer.eos_id()) config["eos_token_id"] = gen["eos_token_id"] = *e;
   write_text(dir / "config.json", config.dump(2) + "\n");
   write_text(dir / "generation_config.json", gen.dump(2) + "\n");
-  write_text(dir / "tokenizer.json", read_whole_file(src.tokenizer.path()).value_or(""));
+  json tcfg = src.tokenizer_config;
+  if (const auto* sp = src.tokenizer.sentencepiece()) {
+    // transformers' LlamaTokenizer reads a SentencePiece model as tokenizer.model.
+    write_text(dir / "tokenizer.model", read_whole_file(src.tokenizer.path()).value_or(""));
+    if (!tcfg.is_object()) tcfg = json::object();
+    if (!tcfg.contains("tokenizer_class")) tcfg["tokenizer_class"] = "LlamaTokenizer";
+    if (!tcfg.contains("add_bos_token")) tcfg["add_bos_token"] = false;
+    // Not transformers' legacy handling of text after special tokens: plain SentencePiece.
+    if (!tcfg.contains("legacy")) tcfg["legacy"] = false;
+    if (sp->unk_id() >= 0 && !tcfg.contains("unk_token")) tcfg["unk_token"] = sp->IdToPiece(sp->unk_id());
+  } else {
+    write_text(dir / "tokenizer.json", read_whole_file(src.tokenizer.path()).value_or(""));
+  }
+  auto special_text = [&](std::optional<uint32_t> id) -> std::string {
+    if (!id) return "";
+    if (const auto* sp = src.tokenizer.sentencepiece()) return sp->IdToPiece(int(*id));
+    return token_text(src.tokenizer, id);
+  };
   write_text(dir / "tokenizer_config.json",
-             hf_tokenizer_config(src.tokenizer_config, token_text(src.tokenizer, src.tokenizer.bos_id()),
-                                 token_text(src.tokenizer, src.tokenizer.eos_id()), cfg.max_position_embeddings)
+             hf_tokenizer_config(tcfg, special_text(src.tokenizer.bos_id()), special_text(src.tokenizer.eos_id()),
+                                 cfg.max_position_embeddings)
                      .dump(2) +
                  "\n");
   sum.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -300,9 +318,12 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
   md.emplace_back("general.file_type", GgufValue::make_u32(gguf_file_type(dtype)));
   if (dtype == "q8_0") md.emplace_back("general.quantization_version", GgufValue::make_u32(2));
   append_llama_metadata(cfg, md);
-  append_gguf_vocab(gguf_vocab_from_tokenizer_json(src.tokenizer_json, src.tokenizer_config, cfg.vocab_size,
-                                                   src.tokenizer.bos_id(), src.tokenizer.eos_id(), src.tokenizer.path()),
-                    md);
+  if (const auto* sp = src.tokenizer.sentencepiece())
+    append_gguf_vocab(gguf_vocab_from_sentencepiece(*sp, cfg.vocab_size, src.tokenizer_config, src.tokenizer.path()), md);
+  else
+    append_gguf_vocab(gguf_vocab_from_tokenizer_json(src.tokenizer_json, src.tokenizer_config, cfg.vocab_size,
+                                                     src.tokenizer.bos_id(), src.tokenizer.eos_id(), src.tokenizer.path()),
+                      md);
 
   std::vector<GgufPlanEntry> plan;
   bool fell_back = false;

@@ -3,6 +3,11 @@
 #include <map>
 #include <set>
 
+#include <sentencepiece_processor.h>
+
+#include <functional>
+#include <string_view>
+
 #include "core/error.hpp"
 #include "tok/regex_split.hpp"
 
@@ -50,7 +55,109 @@ std::string token_content(const json& v) {
   return "";
 }
 
+// Reads the fields of one protobuf message (wire format), calling f(field number, varint value,
+// bytes of a length-delimited field). Enough to read the few SentencePiece settings that decide
+// whether llama.cpp tokenizes as SentencePiece does; false when the bytes are not a message.
+bool for_each_pb_field(std::string_view m, const std::function<void(uint32_t, uint64_t, std::string_view)>& f) {
+  size_t i = 0;
+  auto varint = [&](uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64 && i < m.size(); shift += 7) {
+      const uint8_t b = uint8_t(m[i++]);
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  while (i < m.size()) {
+    uint64_t key = 0, v = 0;
+    if (!varint(key)) return false;
+    const uint32_t field = uint32_t(key >> 3), wire = uint32_t(key & 7);
+    if (wire == 0) {
+      if (!varint(v)) return false;
+      f(field, v, {});
+    } else if (wire == 2) {
+      if (!varint(v) || v > m.size() - i) return false;
+      f(field, 0, m.substr(i, size_t(v)));
+      i += size_t(v);
+    } else if (wire == 1 || wire == 5) {
+      const size_t n = wire == 1 ? 8 : 4;
+      if (n > m.size() - i) return false;
+      i += n;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+GgufVocab gguf_vocab_from_sentencepiece(const sentencepiece::SentencePieceProcessor& sp, int64_t vocab_size,
+                                        const json& tokenizer_config, const std::string& what) {
+  // ModelProto: trainer_spec = 2 (model_type = 3: 1 unigram, 2 BPE), normalizer_spec = 3 (name = 1,
+  // precompiled_charsmap = 2, add_dummy_prefix = 3, remove_extra_whitespaces = 4).
+  const std::string proto = sp.serialized_model_proto();
+  uint64_t model_type = 1;
+  bool add_dummy_prefix = true, remove_extra_whitespaces = true, has_charsmap = false;
+  std::string norm_name;
+  bool ok = for_each_pb_field(proto, [&](uint32_t field, uint64_t, std::string_view bytes) {
+    if (field == 2)
+      for_each_pb_field(bytes, [&](uint32_t f, uint64_t v, std::string_view) {
+        if (f == 3) model_type = v;
+      });
+    if (field == 3)
+      for_each_pb_field(bytes, [&](uint32_t f, uint64_t v, std::string_view b) {
+        if (f == 1) norm_name = std::string(b);
+        if (f == 2) has_charsmap = !b.empty();
+        if (f == 3) add_dummy_prefix = v != 0;
+        if (f == 4) remove_extra_whitespaces = v != 0;
+      });
+  });
+  if (!ok) throw UsageError(what + ": the SentencePiece model could not be read");
+  if (model_type != 2)
+    throw UsageError(what + ": a SentencePiece " + std::string(model_type == 1 ? "unigram" : "word/char") +
+                     " model cannot be exported to GGUF: llama.cpp's SentencePiece tokenizer merges as BPE does and "
+                     "would split text differently (supported: BPE models, as Llama 2's)");
+  if (has_charsmap && norm_name != "identity")
+    throw UsageError(what + ": its normalization rule '" + norm_name + "' is not applied by llama.cpp (supported: identity)");
+  if (remove_extra_whitespaces)
+    throw UsageError(what + ": remove_extra_whitespaces is not applied by llama.cpp, which would tokenize runs of spaces "
+                            "differently (train with --remove_extra_whitespaces=false, as Llama 2's model is)");
+  const int n = sp.GetPieceSize();
+  if (n > vocab_size)
+    throw UsageError(what + ": " + std::to_string(n) + " pieces, more than the model's vocab_size " + std::to_string(vocab_size));
+  GgufVocab v;
+  v.model = "llama";
+  v.pre = "default";
+  v.add_space_prefix = add_dummy_prefix;
+  for (int id = 0; id < vocab_size; ++id) {
+    if (id >= n) {
+      v.tokens.push_back("[PAD" + std::to_string(id) + "]");
+      v.scores.push_back(0.f);
+      v.types.push_back(kTokUnused);
+      continue;
+    }
+    v.tokens.push_back(sp.IdToPiece(id));
+    v.scores.push_back(sp.GetScore(id));
+    v.types.push_back(sp.IsUnknown(id) ? kTokUnknown
+                      : sp.IsControl(id) ? kTokControl
+                      : sp.IsUnused(id) ? kTokUnused
+                      : sp.IsByte(id) ? kTokByte
+                                      : kTokNormal);
+  }
+  if (sp.bos_id() >= 0) v.bos = uint32_t(sp.bos_id());
+  if (sp.eos_id() >= 0) v.eos = uint32_t(sp.eos_id());
+  if (sp.unk_id() >= 0) v.unk = uint32_t(sp.unk_id());
+  if (sp.pad_id() >= 0) v.pad = uint32_t(sp.pad_id());
+  if (tokenizer_config.is_object()) {
+    if (tokenizer_config.contains("add_bos_token") && tokenizer_config["add_bos_token"].is_boolean())
+      v.add_bos = tokenizer_config["add_bos_token"].get<bool>();
+    if (tokenizer_config.contains("chat_template") && tokenizer_config["chat_template"].is_string())
+      v.chat_template = tokenizer_config["chat_template"].get<std::string>();
+  }
+  return v;
+}
 
 GgufVocab gguf_vocab_from_tokenizer_json(const json& tj, const json& tokenizer_config, int64_t vocab_size,
                                          std::optional<uint32_t> bos, std::optional<uint32_t> eos,
@@ -102,11 +209,14 @@ void append_gguf_vocab(const GgufVocab& v, GgufMetadata& md) {
   md.emplace_back("tokenizer.ggml.model", GgufValue::make_string(v.model));
   md.emplace_back("tokenizer.ggml.pre", GgufValue::make_string(v.pre));
   md.emplace_back("tokenizer.ggml.tokens", GgufValue::make_string_array(v.tokens));
+  if (!v.scores.empty()) md.emplace_back("tokenizer.ggml.scores", GgufValue::make_f32_array(v.scores));
   md.emplace_back("tokenizer.ggml.token_type", GgufValue::make_i32_array(v.types));
-  md.emplace_back("tokenizer.ggml.merges", GgufValue::make_string_array(v.merges));
+  if (v.model == "gpt2") md.emplace_back("tokenizer.ggml.merges", GgufValue::make_string_array(v.merges));
   if (v.bos) md.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::make_u32(*v.bos));
   if (v.eos) md.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::make_u32(*v.eos));
   if (v.pad) md.emplace_back("tokenizer.ggml.padding_token_id", GgufValue::make_u32(*v.pad));
+  if (v.unk) md.emplace_back("tokenizer.ggml.unknown_token_id", GgufValue::make_u32(*v.unk));
+  if (v.add_space_prefix) md.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::make_bool(*v.add_space_prefix));
   md.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::make_bool(v.add_bos));
   md.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::make_bool(false));
   if (!v.chat_template.empty()) md.emplace_back("tokenizer.chat_template", GgufValue::make_string(v.chat_template));

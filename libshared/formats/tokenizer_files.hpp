@@ -12,18 +12,24 @@
 
 #include "formats/gguf.hpp"
 
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
 namespace bellows::formats {
 
 // llama.cpp's token types (tokenizer.ggml.token_type).
 enum GgufTokenType : int32_t { kTokNormal = 1, kTokUnknown = 2, kTokControl = 3, kTokUserDefined = 4, kTokUnused = 5, kTokByte = 6 };
 
 struct GgufVocab {
-  std::string model = "gpt2";  // byte-level BPE
+  std::string model = "gpt2";  // byte-level BPE; "llama" for SentencePiece
   std::string pre;             // llama.cpp's pre-tokenizer name: llama-bpe, gpt-2, gpt-4o
   std::vector<std::string> tokens;  // by id, byte-level strings; [vocab_size] entries
   std::vector<int32_t> types;
-  std::vector<std::string> merges;  // "left right"
-  std::optional<uint32_t> bos, eos, pad;
+  std::vector<std::string> merges;  // "left right" (gpt2)
+  std::vector<float> scores;        // SentencePiece piece scores (llama)
+  std::optional<bool> add_space_prefix;  // llama: SentencePiece's add_dummy_prefix
+  std::optional<uint32_t> bos, eos, pad, unk;
   bool add_bos = false;
   std::string chat_template;
 };
@@ -40,6 +46,12 @@ std::string pattern_of_gguf_pre(const std::string& pre);
 GgufVocab gguf_vocab_from_tokenizer_json(const nlohmann::json& tj, const nlohmann::json& tokenizer_config,
                                          int64_t vocab_size, std::optional<uint32_t> bos, std::optional<uint32_t> eos,
                                          const std::string& what);
+// A SentencePiece BPE model (Llama 2 style) -> llama.cpp's "llama" vocabulary: pieces, scores,
+// token types, add_space_prefix. UsageError naming `what` for models llama.cpp would tokenize
+// differently (unigram models, remove_extra_whitespaces, a normalization rule other than
+// identity) or for more pieces than the model's vocab_size.
+GgufVocab gguf_vocab_from_sentencepiece(const sentencepiece::SentencePieceProcessor& sp, int64_t vocab_size,
+                                        const nlohmann::json& tokenizer_config, const std::string& what);
 // The tokenizer.ggml.* metadata entries of a vocabulary.
 void append_gguf_vocab(const GgufVocab& v, GgufMetadata& md);
 

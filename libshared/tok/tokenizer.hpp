@@ -64,6 +64,8 @@ class Tokenizer {
   const std::string& sha256() const { return sha256_; }  // of the tokenizer file
   const std::string& kind() const { return kind_; }      // "tokenizer.json" | "tiktoken" | "sentencepiece"
   const std::string& path() const { return path_; }
+  // The SentencePiece model behind a "sentencepiece" tokenizer (nullptr for the others).
+  const sentencepiece::SentencePieceProcessor* sentencepiece() const { return sp_.get(); }
 
  private:
   struct PreStep {
