@@ -408,17 +408,18 @@ namespace {
 // temporary directory and appears at once.
 class ImportedRun {
  public:
-  ImportedRun(const ConvertOptions& o, const nn::LlamaConfig& cfg, const std::string& tokenizer_json,
-              const json& tokenizer_config, const std::string& source)
+  // tokenizer_file: "tokenizer.json" or "tokenizer.model" (SentencePiece), with its bytes.
+  ImportedRun(const ConvertOptions& o, const nn::LlamaConfig& cfg, const std::string& tokenizer_file,
+              const std::string& tokenizer_content, const json& tokenizer_config, const std::string& source)
       : out_(o.output, io::SafeOutput::Kind::directory, o.overwrite), cfg_(cfg), source_(source), options_(o.effective_options) {
     const fs::path dir = out_.temp_path();
     fs::create_directories(dir / "tokenizer");
-    write_text(dir / "tokenizer" / "tokenizer.json", tokenizer_json);
+    write_text(dir / "tokenizer" / tokenizer_file, tokenizer_content);
     if (tokenizer_config.is_object()) write_text(dir / "tokenizer" / "tokenizer_config.json", tokenizer_config.dump(2) + "\n");
     // Loading it is the check that our tokenizer takes what was imported.
     tok::Tokenizer t;
     try {
-      t = tok::Tokenizer::load((dir / "tokenizer" / "tokenizer.json").string());
+      t = tok::Tokenizer::load((dir / "tokenizer" / tokenizer_file).string());
     } catch (const UsageError& e) {
       throw RuntimeError(source + ": its tokenizer cannot be used: " + std::string(e.what()));
     }
@@ -427,7 +428,7 @@ class ImportedRun {
                          " tokens, more than the model's vocab_size " + std::to_string(cfg.vocab_size));
     tokenizer_sha256_ = t.sha256();
     write_text(dir / "tokenizer" / "bellows_tokenizer.json",
-               json{{"file", "tokenizer.json"}, {"sha256", tokenizer_sha256_}, {"imported_from", source}}.dump(2) + "\n");
+               json{{"file", tokenizer_file}, {"sha256", tokenizer_sha256_}, {"imported_from", source}}.dump(2) + "\n");
     step_dir_ = dir / "checkpoints" / train::checkpoint_dir_name(0);
     fs::create_directories(step_dir_);
     writer_ = std::make_unique<train::CheckpointFileWriter>((step_dir_ / "model.h5").string(), cfg, tokenizer_sha256_, 0,
@@ -509,7 +510,7 @@ ConvertSummary import_hf(const ConvertOptions& o) {
   }
   json tcfg;
   if (fs::is_regular_file(dir / "tokenizer_config.json", ec)) tcfg = read_json_file((dir / "tokenizer_config.json").string());
-  ImportedRun run(o, cfg, read_whole_file(tj.string()).value_or(""), tcfg, o.from_hf);
+  ImportedRun run(o, cfg, "tokenizer.json", read_whole_file(tj.string()).value_or(""), tcfg, o.from_hf);
   ConvertSummary sum;
   std::vector<float> buf(largest);
   uint64_t total = 0;
@@ -560,16 +561,31 @@ ConvertSummary import_gguf(const ConvertOptions& o) {
   for (const auto& t : r.tensors())
     if (!expected.count(t.name) && t.name != "rope_freqs.weight")
       throw RuntimeError(o.from_gguf + ": tensor '" + t.name + "' is not part of a Llama model as its metadata describes it");
-  HfTokenizerFiles tok_files = tokenizer_json_from_gguf(r);
-  tok_files.tokenizer_config["model_max_length"] = cfg.max_position_embeddings;
-  tok_files.tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast";
+  std::string tok_file, tok_content;
+  json tok_config;
+  if (gguf_tokenizer_model(r) == "llama") {
+    SentencePieceFile sp = sentencepiece_model_from_gguf(r);
+    tok_file = "tokenizer.model";
+    tok_content = std::move(sp.model);
+    tok_config = {{"tokenizer_class", "LlamaTokenizer"}, {"legacy", false}};
+    if (!sp.bos_token.empty()) tok_config["bos_token"] = sp.bos_token;
+    if (!sp.eos_token.empty()) tok_config["eos_token"] = sp.eos_token;
+  } else {
+    HfTokenizerFiles files = tokenizer_json_from_gguf(r);
+    tok_file = "tokenizer.json";
+    tok_content = files.tokenizer_json.dump() + "\n";
+    tok_config = files.tokenizer_config;
+    tok_config["tokenizer_class"] = "PreTrainedTokenizerFast";
+  }
+  if (const GgufValue* v = r.find("tokenizer.ggml.add_bos_token"); v && v->type == GgufType::boolean) tok_config["add_bos_token"] = v->b;
+  tok_config["model_max_length"] = cfg.max_position_embeddings;
   if (o.dry_run) {
     DryRunTable t;
     for (const auto& [p, g] : plan) t.add(g->name + " -> " + p->name, p->shape, "F32", p->numel * 4);
     t.print("import of " + o.from_gguf + " into " + (o.output.empty() ? "RUNDIR" : o.output), 0);
     return {};
   }
-  ImportedRun run(o, cfg, tok_files.tokenizer_json.dump() + "\n", tok_files.tokenizer_config, o.from_gguf);
+  ImportedRun run(o, cfg, tok_file, tok_content, tok_config, o.from_gguf);
   ConvertSummary sum;
   std::vector<float> buf(largest), unpermuted;
   uint64_t total = 0;

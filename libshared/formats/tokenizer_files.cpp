@@ -5,6 +5,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include <cstring>
 #include <functional>
 #include <string_view>
 
@@ -306,6 +307,110 @@ HfTokenizerFiles tokenizer_json_from_gguf(const GgufReader& r) {
   if (!out.eos_token.empty()) cfg["eos_token"] = out.eos_token;
   out.tokenizer_config = cfg;
   return out;
+}
+
+std::string gguf_tokenizer_model(const GgufReader& r) {
+  const GgufValue* v = r.find("tokenizer.ggml.model");
+  if (!v) throw RuntimeError(r.path() + ": has no tokenizer.ggml.model (a GGUF without its tokenizer cannot be imported)");
+  const std::string m = v->as_string(r.path() + ": tokenizer.ggml.model");
+  if (m != "gpt2" && m != "llama")
+    throw RuntimeError(r.path() + ": tokenizer.ggml.model '" + m + "' is not supported for import (supported: gpt2, llama)");
+  return m;
+}
+
+namespace {
+
+// Protobuf wire format, for the few fields of a SentencePiece ModelProto written here.
+void pb_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += char(uint8_t(v) | 0x80);
+    v >>= 7;
+  }
+  out += char(uint8_t(v));
+}
+void pb_key(std::string& out, uint32_t field, uint32_t wire) { pb_varint(out, (uint64_t(field) << 3) | wire); }
+void pb_int(std::string& out, uint32_t field, int64_t v) {  // int32/enum/bool: negative as 10-byte two's complement
+  pb_key(out, field, 0);
+  pb_varint(out, uint64_t(v));
+}
+void pb_bytes(std::string& out, uint32_t field, std::string_view b) {
+  pb_key(out, field, 2);
+  pb_varint(out, b.size());
+  out.append(b);
+}
+void pb_float(std::string& out, uint32_t field, float f) {
+  pb_key(out, field, 5);
+  char b[4];
+  std::memcpy(b, &f, 4);  // little-endian host, as the wire format
+  out.append(b, 4);
+}
+
+}  // namespace
+
+SentencePieceFile sentencepiece_model_from_gguf(const GgufReader& r) {
+  const std::string& path = r.path();
+  auto need_array = [&](const char* key, GgufType elem) -> const GgufValue& {
+    const GgufValue* v = r.find(key);
+    if (!v || v->type != GgufType::array || v->elem_type != elem)
+      throw RuntimeError(path + ": " + key + " is missing or not an array of the expected type");
+    return *v;
+  };
+  const GgufValue& tokens = need_array("tokenizer.ggml.tokens", GgufType::string);
+  const GgufValue& scores = need_array("tokenizer.ggml.scores", GgufType::f32);
+  const GgufValue* types = r.find("tokenizer.ggml.token_type");
+  if (scores.arr.size() != tokens.arr.size() || (types && (types->type != GgufType::array || types->arr.size() != tokens.arr.size())))
+    throw RuntimeError(path + ": tokenizer.ggml.scores / token_type are not as long as tokenizer.ggml.tokens");
+  auto id_of = [&](const char* key) -> int64_t {
+    const GgufValue* v = r.find(key);
+    if (!v) return -1;
+    const uint64_t id = v->as_uint(path + ": " + key);
+    if (id >= tokens.arr.size()) throw RuntimeError(path + ": " + key + " " + std::to_string(id) + " is not a token id");
+    return int64_t(id);
+  };
+  std::string proto, trainer, normalizer;
+  bool has_bytes = false;
+  for (size_t id = 0; id < tokens.arr.size(); ++id) {
+    int64_t type = kTokNormal;
+    if (types) {
+      const GgufValue& tv = types->arr[id];
+      type = (tv.type == GgufType::i32 || tv.type == GgufType::i8 || tv.type == GgufType::i16 || tv.type == GgufType::i64)
+                 ? tv.i
+                 : int64_t(tv.u);
+    }
+    if (type < kTokNormal || type > kTokByte) throw RuntimeError(path + ": token " + std::to_string(id) + " has an unknown type");
+    has_bytes = has_bytes || type == kTokByte;
+    std::string piece;
+    pb_bytes(piece, 1, tokens.arr[id].s);
+    pb_float(piece, 2, float(scores.arr[id].f));
+    pb_int(piece, 3, type);  // llama.cpp's token types are SentencePiece's own numbers
+    pb_bytes(proto, 1, piece);
+  }
+  const int64_t unk = id_of("tokenizer.ggml.unknown_token_id"), bos = id_of("tokenizer.ggml.bos_token_id"),
+                eos = id_of("tokenizer.ggml.eos_token_id"), pad = id_of("tokenizer.ggml.padding_token_id");
+  pb_int(trainer, 3, 2);  // model_type BPE: what llama.cpp's SentencePiece tokenizer does
+  pb_int(trainer, 4, int64_t(tokens.arr.size()));
+  pb_int(trainer, 35, has_bytes ? 1 : 0);  // byte_fallback
+  pb_int(trainer, 40, unk);
+  pb_int(trainer, 41, bos);
+  pb_int(trainer, 42, eos);
+  pb_int(trainer, 43, pad);
+  pb_bytes(proto, 2, trainer);
+  bool add_prefix = true;
+  if (const GgufValue* v = r.find("tokenizer.ggml.add_space_prefix"); v && v->type == GgufType::boolean) add_prefix = v->b;
+  pb_bytes(normalizer, 1, "identity");
+  pb_int(normalizer, 3, add_prefix ? 1 : 0);
+  pb_int(normalizer, 4, 0);  // remove_extra_whitespaces: llama.cpp keeps every space
+  pb_int(normalizer, 5, 1);  // escape_whitespaces: spaces as U+2581
+  pb_bytes(proto, 3, normalizer);
+
+  sentencepiece::SentencePieceProcessor sp;
+  if (auto st = sp.LoadFromSerializedProto(proto); !st.ok())
+    throw RuntimeError(path + ": its SentencePiece vocabulary cannot be loaded: " + std::string(st.message()));
+  SentencePieceFile f;
+  f.model = std::move(proto);
+  if (bos >= 0) f.bos_token = tokens.arr[size_t(bos)].s;
+  if (eos >= 0) f.eos_token = tokens.arr[size_t(eos)].s;
+  return f;
 }
 
 json hf_tokenizer_config(const json& run_config, const std::string& bos_token, const std::string& eos_token,

@@ -63,6 +63,19 @@ struct HfTokenizerFiles {
   std::string eos_token, bos_token;  // contents, "" when the GGUF names none
 };
 HfTokenizerFiles tokenizer_json_from_gguf(const GgufReader& r);
+// "gpt2" or "llama": which of the two a GGUF's tokenizer is (RuntimeError naming the file when
+// it has none or another).
+std::string gguf_tokenizer_model(const GgufReader& r);
+
+// A GGUF's "llama" (SentencePiece) vocabulary -> a SentencePiece BPE model (serialized
+// ModelProto: pieces with scores and types, byte fallback when it has byte pieces, identity
+// normalisation, add_dummy_prefix from add_space_prefix, the special ids). RuntimeError naming
+// the file for a vocabulary SentencePiece cannot load.
+struct SentencePieceFile {
+  std::string model;                 // the .model file's bytes
+  std::string bos_token, eos_token;  // pieces, "" when none
+};
+SentencePieceFile sentencepiece_model_from_gguf(const GgufReader& r);
 
 // tokenizer_config.json for an HF export: the run's own (may be null) with what transformers
 // needs filled in where missing (tokenizer_class, bos/eos tokens, model_max_length).

@@ -307,7 +307,7 @@ print('weights survived')" "$D/big-hf/model.safetensors" "$D/big-out/model.safet
     assert_success
 }
 
-@test "a SentencePiece (Llama 2 style BPE) model: GGUF 'llama' vocabulary that llama.cpp tokenizes and runs as we do; HF export with tokenizer.model" {
+@test "a SentencePiece (Llama 2 style BPE) model: GGUF 'llama' vocabulary that llama.cpp tokenizes and runs as we do, and back; HF export with tokenizer.model" {
     "$VENV/bin/python" - "$SHARED/corpus.jsonl" "$D/sp" <<'PY'
 import json, sys, sentencepiece as spm
 text = [json.loads(l)["text"] for l in open(sys.argv[1])]
@@ -339,6 +339,16 @@ PY
         --texts "$D/texts.jsonl" --ids "$D/texts.ids"
     assert_success
     echo "$output"
+    # Back from the GGUF: the same weights, and a SentencePiece model rebuilt from the GGUF
+    # vocabulary that gives the same ids.
+    run cc --from-gguf "$D/sp.gguf" -o "$D/sp-back"
+    assert_success
+    assert_file_exists "$D/sp-back/tokenizer/tokenizer.model"
+    run "$VENV/bin/python" "$REPO_ROOT/tests/python/compare_checkpoints.py" "$(ckpt_of "$D/sprun")" "$(ckpt_of "$D/sp-back")"
+    assert_success
+    run "$BIN/tokenize-pack" --tokenizer "$D/sp-back/tokenizer/tokenizer.model" --encode "$D/records.jsonl"
+    assert_success
+    assert_equal "$output" "$(cat "$D/texts.ids")"
     # A unigram model would be split differently by llama.cpp: refused, naming the file.
     "$VENV/bin/python" -c "
 import json, sys, sentencepiece as spm
