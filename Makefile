@@ -24,7 +24,7 @@ DEB_PACKAGES := g++ make pkg-config git \
   libcld2-dev libpcre2-dev libutf8proc-dev libxxhash-dev libsimdjson-dev libsentencepiece-dev \
   libgtest-dev bats bats-assert bats-support bats-file \
   libopenblas-openmp-dev python3-torch python3-matplotlib \
-  slurm-wlm munge python3 python3-venv time
+  slurm-wlm munge python3 python3-venv time cmake
 
 # --- toolchain and flags ---------------------------------------------------------------------
 CXX  := g++
@@ -87,20 +87,25 @@ PY_REQ   := tests/python/requirements.txt
 REQ_HASH := $(shell sha256sum $(PY_REQ) 2>/dev/null | cut -c1-12)
 VENV     ?= $(HOME)/.cache/bellows/venv-$(REQ_HASH)
 SYS_PY   := /usr/bin/python3
+# The runtimes that consume ckpt-convert's output (transformers on Debian's torch, llama.cpp,
+# gguf) in a second venv: the transformers that still runs on torch 1.13 needs an older
+# tokenizers than the tokenizer reference tests pin (tests/python/requirements-hf.txt).
+HF_REQ   := tests/python/requirements-hf.txt
+HF_VENV  ?= $(HOME)/.cache/bellows/hf-venv-$(shell sha256sum $(HF_REQ) 2>/dev/null | cut -c1-12)
 
-.PHONY: bench-pretrain plot all deps venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
-        bench-venv-tokenize bench-tokenize
+.PHONY: fuzz fuzz-toolchain bench-pretrain plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+        bench-venv-tokenize bench-tokenize bench-convert
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain [BENCH_MB=50 BENCH_ARGS=...]"
-	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, JOBS=n"
+	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
+	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, HF_VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
 # Installs only what is missing (dpkg first; apt-get update only when something is missing).
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(or $(DEPS_LIST),$(DEB_PACKAGES)); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
@@ -117,6 +122,20 @@ $(VENV)/.complete: $(PY_REQ)
 	@test -x $(VENV)/bin/python || $(SYS_PY) -m venv --system-site-packages $(VENV)
 	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q -r $(PY_REQ)
 	@touch $@
+
+hf-venv: $(HF_VENV)/.complete
+
+# llama-cpp-python is a source distribution: pip compiles llama.cpp (cmake, several minutes on
+# two cores) once and keeps the wheel in its cache.
+$(HF_VENV)/.complete: $(HF_REQ)
+	@echo "hf-venv: $(HF_VENV)"
+	@mkdir -p $(dir $(HF_VENV))
+	@test -x $(HF_VENV)/bin/python || $(SYS_PY) -m venv --system-site-packages $(HF_VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(HF_VENV)/bin/pip install -q -r $(HF_REQ)
+	@touch $@
+
+# ggml's quantisation is matched bit for bit only without fused multiply-add (reference order).
+$(BUILD)/obj/libshared/formats/quant.o $(BUILD)/asan/libshared/formats/quant.o: CXXFLAGS += -ffp-contract=off
 
 # --- generated sources -----------------------------------------------------------------------
 GIT_HASH := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
@@ -200,11 +219,11 @@ $(MPI_UNIT): $(patsubst %.cpp,$(BUILD)/obj/%.o,$(MPI_TEST_SRCS)) $(LIB)
 test:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT) $(UNIT_ASAN) $(MPI_UNIT)
-	@$(MAKE) --no-print-directory venv
+	@$(MAKE) --no-print-directory venv hf-venv
 	@$(MAKE) --no-print-directory test-all
 
 test-all:
-	BUILD=$(BUILD) VENV=$(VENV) tests/run-all.sh
+	BUILD=$(BUILD) VENV=$(VENV) HF_VENV=$(HF_VENV) tests/run-all.sh
 
 unit: $(UNIT)
 	$(UNIT)
@@ -215,8 +234,8 @@ unit-asan: $(UNIT_ASAN)
 mpi-unit: $(MPI_UNIT)
 	tests/mpirun.sh -np 4 $(MPI_UNIT)
 
-bats: all venv
-	BUILD=$(BUILD) VENV=$(VENV) tests/run-all.sh --bats-only
+bats: all venv hf-venv
+	BUILD=$(BUILD) VENV=$(VENV) HF_VENV=$(HF_VENV) tests/run-all.sh --bats-only
 
 # --- demo ------------------------------------------------------------------------------------
 demo:
@@ -272,6 +291,63 @@ bench-tokenize:
 	@$(MAKE) --no-print-directory bench-venv-tokenize
 	BUILD=$(BUILD) BENCH_VENV=$(BENCH_TOK_VENV) bench/tokenize/run.sh --mb $(BENCH_MB) $(BENCH_ARGS)
 
+# --- fuzzing (never part of `make test`) -----------------------------------------------------
+# Every fuzz/NAME_fuzz.cpp is a libFuzzer harness for a parser in formats/. `make fuzz` builds them
+# with clang (libFuzzer, ASan, UBSan), runs each for FUZZ_SECONDS on a scratch copy of
+# fuzz/corpus/NAME/, then merges the inputs that reached new code back into that corpus
+# (fuzz/README.md). A finding stops the run and leaves its input in $(BUILD)/fuzz/NAME-crash-*.
+FUZZ_CXX        ?= clang++
+FUZZ_SECONDS    ?= 120
+FUZZ_MAX_LEN    := 65536
+FUZZ_CORPUS_MAX ?= 300
+FUZZ_FLAGS      := -std=c++20 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined $(WARN)
+FUZZ_CPPFLAGS   := -Ilibshared -I$(BUILD)/gen $(DEP_CFLAGS) $(BLAS_CFLAGS) -DOMPI_SKIP_MPICXX=1 -MMD -MP
+# All of formats/ goes into one archive, so each harness links just the objects it reaches
+# (convert.cpp needs the whole library: it is compiled, checked, and never pulled in).
+FUZZ_LIB_SRCS   := $(wildcard libshared/formats/*.cpp) libshared/core/error.cpp
+FUZZ_LIB        := $(BUILD)/fuzz/libformats-fuzz.a
+FUZZ_BINS       := $(patsubst fuzz/%.cpp,$(BUILD)/fuzz/%,$(wildcard fuzz/*_fuzz.cpp))
+
+# clang and its fuzzer/sanitizer runtime, installed like make deps (only make fuzz needs them).
+FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev
+fuzz-toolchain:
+	@$(MAKE) --no-print-directory deps DEPS_LIST="$(FUZZ_DEB_PACKAGES)"
+	@command -v $(FUZZ_CXX) >/dev/null || { echo "fuzz: $(FUZZ_CXX) not found" >&2; exit 2; }
+
+$(BUILD)/fuzz/obj/%.o: %.cpp | $(BUILD)/gen/build_info.hpp fuzz-toolchain
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIB): $(patsubst %.cpp,$(BUILD)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+# Kept, so that relinking after a library change does not recompile the harness.
+.PRECIOUS: $(BUILD)/fuzz/obj/%.o
+
+$(BUILD)/fuzz/%_fuzz: $(BUILD)/fuzz/obj/fuzz/%_fuzz.o $(FUZZ_LIB)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ -o $@
+
+# Merging adds only inputs that reach code the corpus does not (edges; -use_counters=0, or every
+# new hit count would add a file); past FUZZ_CORPUS_MAX files the corpus is minimised again,
+# keeping the hand-written seeds (libFuzzer names its own inputs by SHA-1, without a dot).
+fuzz: $(FUZZ_BINS)
+	@set -e; for bin in $(FUZZ_BINS); do \
+	  name=$$(basename $$bin _fuzz); corpus=fuzz/corpus/$$name; work=$(BUILD)/fuzz/work-$$name; \
+	  mkdir -p $$corpus; rm -rf $$work; mkdir -p $$work; cp -r $$corpus/. $$work/; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  $$bin -max_len=$(FUZZ_MAX_LEN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$name- $$work; \
+	  $$bin -merge=1 -use_counters=0 -max_len=$(FUZZ_MAX_LEN) $$corpus $$work 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true; \
+	  if [ $$(ls $$corpus | wc -l) -gt $(FUZZ_CORPUS_MAX) ]; then \
+	    min=$(BUILD)/fuzz/min-$$name; rm -rf $$min; mkdir -p $$min; \
+	    find $$corpus -maxdepth 1 -type f -name '*.*' -exec cp {} $$min/ \; ; \
+	    $$bin -merge=1 -use_counters=0 -max_len=$(FUZZ_MAX_LEN) $$min $$corpus >/dev/null 2>&1; \
+	    rm -rf $$corpus; mv $$min $$corpus; \
+	  fi; \
+	  echo "fuzz: $$name corpus: $$(ls $$corpus | wc -l) files"; \
+	done
+
 # --- install ---------------------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bellows/sbatch $(DESTDIR)$(PREFIX)/share/bellows/schemas
@@ -294,3 +370,8 @@ plot:
 
 clean:
 	rm -rf $(BUILD)
+
+# ckpt-convert's MB/s beside cp's on the same disk (bench/convert/results.md).
+bench-convert:
+	@$(MAKE) --no-print-directory hf-venv
+	BUILD=$(BUILD) HF_VENV=$(HF_VENV) bench/convert/run.sh $(BENCH_ARGS)

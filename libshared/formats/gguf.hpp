@@ -106,6 +106,10 @@ class GgufReader {
 // Writes GGUF v3: the metadata and every tensor's description (name, ne, type) are given up
 // front; write_f32() is then called once per tensor in that order, converting (quantising) to
 // the tensor's type. Alignment: general.alignment when the metadata sets it (u32), else 32.
+// The constructor throws UsageError naming the tensor or key for what cannot be written (a type
+// other than F32/F16/BF16/Q8_0, a Q8_0 tensor whose ne[0] is not a multiple of 32, an empty,
+// over-long or repeated name, 0 or more than 4 dims, a repeated key, a bad general.alignment);
+// write_f32 throws RuntimeError for a NaN or infinity in a Q8_0 tensor, and for I/O errors.
 // The caller writes into a temporary path and renames on success (io::SafeOutput).
 class GgufWriter {
  public:

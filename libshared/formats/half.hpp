@@ -1,5 +1,7 @@
 // IEEE half (f16) and bfloat16 <-> float, rounding to nearest even as PyTorch and numpy do, so a
-// tensor written here reads back bit-identical to what torch's .to(dtype) would have produced.
+// tensor written here reads back bit-identical to what torch's .to(dtype) would have produced
+// (NaNs aside: they stay quiet NaNs with their sign and the payload's top bits, as x86's F16C
+// does, where torch's scalar bf16 path writes one canonical NaN).
 #pragma once
 
 #include <cstdint>
