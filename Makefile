@@ -371,7 +371,7 @@ plot:
 clean:
 	rm -rf $(BUILD)
 
-# ckpt-convert's MB/s beside cp's on the same disk (bench/convert/results.md).
+# ckpt-convert's MB/s beside dd's on the same disk (bench/convert/results.md).
 bench-convert:
 	@$(MAKE) --no-print-directory hf-venv
 	BUILD=$(BUILD) HF_VENV=$(HF_VENV) bench/convert/run.sh $(BENCH_ARGS)

@@ -1,11 +1,13 @@
 #!/bin/bash
 # ckpt-convert throughput against the disk: a random Llama of --layers x --hidden (default 8 x 2048,
-# ffn 5632: 411M parameters, 0.8 GB in f16, 1.6 GB in fp32) is written as an HF f16 safetensors file;
-# then `cp` of that file (read + write + sync: what this disk does) and each conversion are timed
+# ffn 5632: 411M parameters, 1.6 GB in fp32) is written as an HF fp32 safetensors file (random
+# fp32 values, as incompressible as trained weights);
+# then `dd bs=4M` of that file (read + write through user space, then sync: what this disk does
+# for a program that copies; cp may copy inside the kernel) and each conversion are timed
 # under /usr/bin/time (wall, peak RSS), one after another on the same files:
-#   import hf (f16 -> our fp32 model.h5), export hf f32 and bf16, export gguf f32 and q8_0,
+#   import hf (f32 -> our fp32 model.h5), export hf f32 and bf16, export gguf f32 and q8_0,
 #   import gguf (f32).
-# MB/s = bytes written / wall seconds (for imports and exports alike), beside cp's. The page cache is
+# MB/s = bytes written / wall seconds (for imports and exports alike), beside dd's. The page cache is
 # warm (the inputs were just written): this measures the conversion, not a cold read. A benchmark,
 # never a test.
 #
@@ -43,7 +45,7 @@ PY
 "$BIN/pretrain" --data "$WORK/tok" --model tiny --seq-len 64 --micro-batch 2 --steps 1 --progress off -o "$WORK/tiny" 2>/dev/null
 "$BIN/ckpt-convert" --progress off --from "$WORK/tiny" --to hf -o "$WORK/tiny-hf" 2>/dev/null
 "$HF_VENV/bin/python" tests/python/make_random_hf_llama.py "$WORK/tiny-hf" "$WORK/big-hf" --hidden "$HIDDEN" --ffn "$FFN" \
-    --layers "$LAYERS" --heads "$HEADS" --dtype f16
+    --layers "$LAYERS" --heads "$HEADS" --dtype f32
 
 rows=()
 timed() {  # NAME OUTPUT CMD...: runs CMD (then sync), records wall s, MB written, peak RSS
@@ -59,8 +61,8 @@ import sys; n, b, s, r = sys.argv[1], int(sys.argv[2]), float(sys.argv[4]) - flo
 print(f'| {n} | {b/1e6:.0f} | {s:.2f} | {b/1e6/s:.0f} | {r/1024:.0f} |')" "$name" "$bytes" "$t0" "$t1" "$(cat "$WORK/rss")")")
     echo "${rows[-1]}"
 }
-timed "cp (the disk)" "$WORK/copy.safetensors" cp "$WORK/big-hf/model.safetensors" "$WORK/copy.safetensors"
-timed "import hf f16" "$WORK/run" "$BIN/ckpt-convert" --progress off --from-hf "$WORK/big-hf" -o "$WORK/run"
+timed "dd, 4 MiB blocks (the disk)" "$WORK/copy.safetensors" dd if="$WORK/big-hf/model.safetensors" of="$WORK/copy.safetensors" bs=4M status=none
+timed "import hf f32" "$WORK/run" "$BIN/ckpt-convert" --progress off --from-hf "$WORK/big-hf" -o "$WORK/run"
 timed "export hf f32" "$WORK/hf-f32" "$BIN/ckpt-convert" --progress off --from "$WORK/run" --to hf -o "$WORK/hf-f32"
 timed "export hf bf16" "$WORK/hf-bf16" "$BIN/ckpt-convert" --progress off --from "$WORK/run" --to hf --dtype bf16 -o "$WORK/hf-bf16"
 timed "export gguf f32" "$WORK/m-f32.gguf" "$BIN/ckpt-convert" --progress off --from "$WORK/run" --to gguf -o "$WORK/m-f32.gguf"
@@ -73,7 +75,7 @@ timed "import gguf f32" "$WORK/run-gguf" "$BIN/ckpt-convert" --progress off --fr
     echo "\`bench/convert/run.sh --layers $LAYERS --hidden $HIDDEN --ffn $FFN --heads $HEADS\` on $(date -u +%F),"
     echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(df -h "$WORK" | awk 'NR==2 {print $1}') filesystem, warm page cache."
     echo "Model: $(python3 -c "import json; c=json.load(open('$WORK/big-hf/config.json')); print(c['num_hidden_layers'], 'layers, hidden', c['hidden_size'], ', ffn', c['intermediate_size'])")."
-    echo "Our model.h5 is zstd-compressed (fp32 upcast from f16 compresses), so it is smaller than the fp32 weights."
+    echo "Our model.h5 is compressed with zstd's fastest mode (checkpoints: level -5) and Fletcher32-checksummed."
     echo
     echo "| step | MB written | wall s | MB/s | peak RSS MB |"
     echo "|---|---|---|---|---|"
