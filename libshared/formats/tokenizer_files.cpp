@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "tok/regex_split.hpp"
+#include "tok/tokenizer_json.hpp"
 
 namespace bellows::formats {
 using nlohmann::json;
@@ -92,6 +93,15 @@ bool for_each_pb_field(std::string_view m, const std::function<void(uint32_t, ui
   return true;
 }
 
+// add_bos_token and chat_template of a tokenizer_config.json (may be null) into a vocabulary.
+void take_config_fields(const json& tokenizer_config, GgufVocab& v) {
+  if (!tokenizer_config.is_object()) return;
+  if (tokenizer_config.contains("add_bos_token") && tokenizer_config["add_bos_token"].is_boolean())
+    v.add_bos = tokenizer_config["add_bos_token"].get<bool>();
+  if (tokenizer_config.contains("chat_template") && tokenizer_config["chat_template"].is_string())
+    v.chat_template = tokenizer_config["chat_template"].get<std::string>();
+}
+
 }  // namespace
 
 GgufVocab gguf_vocab_from_sentencepiece(const sentencepiece::SentencePieceProcessor& sp, int64_t vocab_size,
@@ -151,12 +161,7 @@ GgufVocab gguf_vocab_from_sentencepiece(const sentencepiece::SentencePieceProces
   if (sp.eos_id() >= 0) v.eos = uint32_t(sp.eos_id());
   if (sp.unk_id() >= 0) v.unk = uint32_t(sp.unk_id());
   if (sp.pad_id() >= 0) v.pad = uint32_t(sp.pad_id());
-  if (tokenizer_config.is_object()) {
-    if (tokenizer_config.contains("add_bos_token") && tokenizer_config["add_bos_token"].is_boolean())
-      v.add_bos = tokenizer_config["add_bos_token"].get<bool>();
-    if (tokenizer_config.contains("chat_template") && tokenizer_config["chat_template"].is_string())
-      v.chat_template = tokenizer_config["chat_template"].get<std::string>();
-  }
+  take_config_fields(tokenizer_config, v);
   return v;
 }
 
@@ -197,12 +202,7 @@ GgufVocab gguf_vocab_from_tokenizer_json(const json& tj, const json& tokenizer_c
   }
   v.bos = bos;
   v.eos = eos;
-  if (tokenizer_config.is_object()) {
-    if (tokenizer_config.contains("add_bos_token") && tokenizer_config["add_bos_token"].is_boolean())
-      v.add_bos = tokenizer_config["add_bos_token"].get<bool>();
-    if (tokenizer_config.contains("chat_template") && tokenizer_config["chat_template"].is_string())
-      v.chat_template = tokenizer_config["chat_template"].get<std::string>();
-  }
+  take_config_fields(tokenizer_config, v);
   return v;
 }
 
@@ -270,27 +270,10 @@ HfTokenizerFiles tokenizer_json_from_gguf(const GgufReader& r) {
   json merge_list = json::array();
   for (const auto& x : merges.arr) merge_list.push_back(x.s);
   HfTokenizerFiles out;
-  out.tokenizer_json = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
-          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
-      {"post_processor", nullptr},
-      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-      {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
-        // llama.cpp applies ignore_merges (a piece that is a token is taken whole) for Llama 3's
-        // pre-tokenizer only; the tokenizer.json says the same so that both give the same ids.
-        {"ignore_merges", pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3"},
-        {"vocab", vocab},
-        {"merges", merge_list}}}};
+  // llama.cpp applies ignore_merges (a piece that is a token is taken whole) for Llama 3's
+  // pre-tokenizer only; the tokenizer.json says the same so that both give the same ids.
+  out.tokenizer_json = tok::byte_level_bpe_tokenizer_json(regex, vocab, merge_list, added,
+                                                          pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3");
   auto token_by_key = [&](const char* key) -> std::string {
     const GgufValue* v = r.find(key);
     if (!v) return "";

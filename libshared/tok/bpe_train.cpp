@@ -10,6 +10,7 @@
 #include "core/bytes.hpp"
 #include "core/error.hpp"
 #include "tok/bpe.hpp"
+#include "tok/tokenizer_json.hpp"
 
 namespace bellows::tok {
 using nlohmann::json;
@@ -165,22 +166,7 @@ void BpeTrainer::write(const std::string& tokenizer_json, const std::string& tok
   for (size_t k = 0; k < opt_.special_tokens.size(); ++k)
     added.push_back({{"id", tokens_.size() + k}, {"content", opt_.special_tokens[k]}, {"single_word", false}, {"lstrip", false},
                      {"rstrip", false}, {"normalized", false}, {"special", true}});
-  json j = {{"version", "1.0"},
-            {"truncation", nullptr},
-            {"padding", nullptr},
-            {"added_tokens", added},
-            {"normalizer", nullptr},
-            {"pre_tokenizer",
-             {{"type", "Sequence"},
-              {"pretokenizers",
-               {{{"type", "Split"}, {"pattern", {{"Regex", pattern_by_name(opt_.pattern)}}}, {"behavior", "Isolated"}, {"invert", false}},
-                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
-            {"post_processor", nullptr},
-            {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-            {"model",
-             {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-              {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-              {"vocab", vocab}, {"merges", merges}}}};
+  json j = byte_level_bpe_tokenizer_json(pattern_by_name(opt_.pattern), vocab, merges, added, /*ignore_merges=*/false);
   std::ofstream(tokenizer_json) << j.dump() << "\n";
   json cfg = json::object();
   if (!opt_.special_tokens.empty()) cfg["eos_token"] = opt_.special_tokens[0];
