@@ -295,6 +295,14 @@ GgmlType gguf_type_for(const std::string& dtype, const nn::ParamSpec& p, bool& f
   return GgmlType::f16;
 }
 
+// Bytes of a tensor's data in its ggml type.
+uint64_t gguf_tensor_bytes(const GgufWriter::Tensor& t) {
+  const GgmlBlock b = ggml_block(uint32_t(t.type));
+  uint64_t n = 1;
+  for (auto x : t.ne) n *= x;
+  return n / b.elems * b.bytes;
+}
+
 uint32_t gguf_file_type(const std::string& dtype) {
   if (dtype == "f16") return 1;
   if (dtype == "bf16") return 32;
@@ -346,13 +354,9 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
   if (fell_back) log::info("q8_0: tensors whose rows are not a multiple of 32 wide are written as f16");
   if (o.dry_run) {
     DryRunTable t;
-    for (const auto& e : plan) {
-      const GgmlBlock b = ggml_block(uint32_t(e.tensor.type));
-      uint64_t n = 1;
-      for (auto x : e.tensor.ne) n *= x;
+    for (const auto& e : plan)
       t.add(e.tensor.name, std::vector<int64_t>(e.tensor.ne.begin(), e.tensor.ne.end()), ggml_type_name(e.tensor.type),
-            n / b.elems * b.bytes);
-    }
+            gguf_tensor_bytes(e.tensor));
     t.print("gguf export of " + src.ckpt + " (" + dtype + "; shapes in ggml order, fastest dimension first)", 0);
     return {};
   }
@@ -364,12 +368,7 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
   ConvertSummary sum;
   std::vector<float> buf(src.largest), permuted;
   uint64_t tensor_bytes = 0;
-  for (const auto& e : plan) {
-    const GgmlBlock b = ggml_block(uint32_t(e.tensor.type));
-    uint64_t n = 1;
-    for (auto x : e.tensor.ne) n *= x;
-    tensor_bytes += n / b.elems * b.bytes;
-  }
+  for (const auto& e : plan) tensor_bytes += gguf_tensor_bytes(e.tensor);
   log::Progress progress("ckpt-convert", tensor_bytes, "B");
   for (const auto& e : plan) {
     if (!e.spec) {
@@ -387,8 +386,7 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
       w.write_f32(buf.data());
     }
     sum.tensors++;
-    const GgmlBlock b = ggml_block(uint32_t(e.tensor.type));
-    progress.add(p.numel / b.elems * b.bytes);
+    progress.add(gguf_tensor_bytes(e.tensor));
   }
   progress.finish();
   w.close();
@@ -476,10 +474,12 @@ ConvertSummary import_hf(const ConvertOptions& o) {
   const auto specs = nn::param_specs(cfg);
   std::set<std::string> expected;
   size_t largest = 0;
+  std::vector<std::pair<const nn::ParamSpec*, const HfWeights::Entry*>> plan;
   for (const auto& p : specs) {
     expected.insert(p.name);
     largest = std::max(largest, p.numel);
     const HfWeights::Entry* e = weights.find(p.name);
+    plan.emplace_back(&p, e);
     if (!e) throw RuntimeError(o.from_hf + ": tensor '" + p.name + "' is missing (config.json implies it)");
     std::vector<int64_t> shape(e->tensor->shape.begin(), e->tensor->shape.end());
     if (shape != p.shape)
@@ -516,13 +516,12 @@ ConvertSummary import_hf(const ConvertOptions& o) {
   uint64_t total = 0;
   for (const auto& p : specs) total += p.numel * 4;
   log::Progress progress("ckpt-convert", total, "B");
-  for (const auto& p : specs) {
-    const HfWeights::Entry* e = weights.find(p.name);
+  for (const auto& [p, e] : plan) {
     e->file->read_f32(*e->tensor, buf.data());
     sum.bytes_read += e->tensor->end - e->tensor->begin;
-    run.write(p, buf.data());
+    run.write(*p, buf.data());
     sum.tensors++;
-    progress.add(p.numel * 4);
+    progress.add(p->numel * 4);
   }
   progress.finish();
   sum.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

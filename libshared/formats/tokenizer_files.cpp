@@ -93,6 +93,12 @@ bool for_each_pb_field(std::string_view m, const std::function<void(uint32_t, ui
   return true;
 }
 
+// A tokenizer.ggml.token_type element, whichever integer type the file stores it as.
+int64_t token_type_of(const GgufValue& v) {
+  const bool is_signed = v.type == GgufType::i8 || v.type == GgufType::i16 || v.type == GgufType::i32 || v.type == GgufType::i64;
+  return is_signed ? v.i : int64_t(v.u);
+}
+
 // add_bos_token and chat_template of a tokenizer_config.json (may be null) into a vocabulary.
 void take_config_fields(const json& tokenizer_config, GgufVocab& v) {
   if (!tokenizer_config.is_object()) return;
@@ -252,12 +258,7 @@ HfTokenizerFiles tokenizer_json_from_gguf(const GgufReader& r) {
   json vocab = json::object(), added = json::array();
   for (size_t id = 0; id < tokens.arr.size(); ++id) {
     const std::string& s = tokens.arr[id].s;
-    int64_t type = kTokNormal;
-    if (types) {
-      const GgufValue& tv = types->arr[id];
-      const bool is_signed = tv.type == GgufType::i8 || tv.type == GgufType::i16 || tv.type == GgufType::i32 || tv.type == GgufType::i64;
-      type = is_signed ? tv.i : int64_t(tv.u);
-    }
+    const int64_t type = types ? token_type_of(types->arr[id]) : int64_t(kTokNormal);
     if (type == kTokUnused) continue;
     if (type == kTokControl || type == kTokUserDefined) {
       added.push_back({{"id", id}, {"content", s}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
@@ -353,13 +354,7 @@ SentencePieceFile sentencepiece_model_from_gguf(const GgufReader& r) {
   std::string proto, trainer, normalizer;
   bool has_bytes = false;
   for (size_t id = 0; id < tokens.arr.size(); ++id) {
-    int64_t type = kTokNormal;
-    if (types) {
-      const GgufValue& tv = types->arr[id];
-      type = (tv.type == GgufType::i32 || tv.type == GgufType::i8 || tv.type == GgufType::i16 || tv.type == GgufType::i64)
-                 ? tv.i
-                 : int64_t(tv.u);
-    }
+    const int64_t type = types ? token_type_of(types->arr[id]) : int64_t(kTokNormal);
     if (type < kTokNormal || type > kTokByte) throw RuntimeError(path + ": token " + std::to_string(id) + " has an unknown type");
     has_bytes = has_bytes || type == kTokByte;
     std::string piece;

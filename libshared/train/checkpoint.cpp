@@ -47,6 +47,7 @@ CheckpointReader::CheckpointReader(const std::string& path) : file_(file_of(path
   config_ = nn::LlamaConfig::from_hf_json(parse_attr_json(reader_, file_, "model_config"), file_ + " (model_config)");
   tokenizer_sha256_ = reader_.attr_string("tokenizer_sha256");
   step_ = reader_.attr_uint("step");
+  if (reader_.has_attr("train_state")) train_state_ = parse_attr_json(reader_, file_, "train_state");
   const auto listed = reader_.datasets();
   names_.insert(listed.begin(), listed.end());
 }
@@ -129,11 +130,7 @@ CheckpointData load_checkpoint(const std::string& path, bool with_optimizer) {
   d.config = r.config();
   d.tokenizer_sha256 = r.tokenizer_sha256();
   d.step = r.step();
-  // The reader does not keep train_state; read it here, where resuming needs it.
-  {
-    io::ShardReader sr(r.file(), "checkpoint");
-    if (sr.has_attr("train_state")) d.train_state = parse_attr_json(sr, r.file(), "train_state");
-  }
+  if (!r.train_state().is_null()) d.train_state = r.train_state();
   const auto specs = nn::param_specs(d.config);
   const size_t n = specs.back().offset + specs.back().numel;
   d.params.resize(n);

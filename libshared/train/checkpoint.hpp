@@ -47,6 +47,8 @@ class CheckpointReader {
   const nn::LlamaConfig& config() const { return config_; }
   const std::string& tokenizer_sha256() const { return tokenizer_sha256_; }
   uint64_t step() const { return step_; }
+  // The trainer's state (null in weights-only checkpoints).
+  const nlohmann::json& train_state() const { return train_state_; }
   bool has_optimizer() const;
   // Reads `name` ("params/<hf name>", "optim/exp_avg/<hf name>", ...) of spec p's shape into
   // out[p.numel]; RuntimeError naming the file and tensor when it is missing or misshapen.
@@ -59,6 +61,7 @@ class CheckpointReader {
   nn::LlamaConfig config_;
   std::string tokenizer_sha256_;
   uint64_t step_ = 0;
+  nlohmann::json train_state_;
 };
 
 // Writes one checkpoint file (model.h5) tensor by tensor: the attributes first, then
