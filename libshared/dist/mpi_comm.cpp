@@ -1,6 +1,7 @@
 #include "dist/mpi_comm.hpp"
 
 #include <climits>
+#include <cstring>
 
 #include "core/error.hpp"
 
@@ -113,7 +114,82 @@ std::vector<std::string> MpiCommunicator::alltoallv(const std::vector<std::strin
   return out;
 }
 
-std::unique_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key) const {
+namespace {
+// Times the enclosing tensor operation into the communicator's counter.
+class TensorTimer {
+ public:
+  explicit TensorTimer(double& acc) : acc_(acc), t0_(MPI_Wtime()) {}
+  ~TensorTimer() { acc_ += MPI_Wtime() - t0_; }
+  TensorTimer(const TensorTimer&) = delete;
+  TensorTimer& operator=(const TensorTimer&) = delete;
+
+ private:
+  double& acc_;
+  double t0_;
+};
+
+// Tensor messages use their own tag, apart from the abort notices and anything else on the world.
+constexpr int kTensorTag = 0x7E50;
+
+int peer_or_null(int peer) { return peer < 0 ? MPI_PROC_NULL : peer; }
+}  // namespace
+
+void MpiCommunicator::allreduce(float* data, size_t n, ReduceOp op) {
+  TensorTimer t(tensor_seconds_);
+  MPI_Allreduce(MPI_IN_PLACE, data, checked_count(n), MPI_FLOAT, to_mpi(op), comm_);
+}
+
+void MpiCommunicator::reduce_scatter(float* data, const std::vector<size_t>& counts) {
+  BELLOWS_CHECK(counts.size() == static_cast<size_t>(size_), "reduce_scatter needs one count per rank");
+  TensorTimer t(tensor_seconds_);
+  std::vector<int> c(counts.size());
+  size_t displ = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    c[r] = checked_count(counts[r]);
+    if (static_cast<int>(r) < rank_) displ += counts[r];
+  }
+  // In place, MPI leaves this rank's result at the start of the buffer: move it to its chunk.
+  MPI_Reduce_scatter(MPI_IN_PLACE, data, c.data(), MPI_FLOAT, MPI_SUM, comm_);
+  if (displ > 0 && counts[static_cast<size_t>(rank_)] > 0)
+    std::memmove(data + displ, data, counts[static_cast<size_t>(rank_)] * sizeof(float));
+}
+
+void MpiCommunicator::allgather(float* data, const std::vector<size_t>& counts) {
+  BELLOWS_CHECK(counts.size() == static_cast<size_t>(size_), "allgather needs one count per rank");
+  TensorTimer t(tensor_seconds_);
+  std::vector<int> c(counts.size()), d(counts.size());
+  size_t displ = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    c[r] = checked_count(counts[r]);
+    d[r] = checked_count(displ);
+    displ += counts[r];
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, c.data(), d.data(), MPI_FLOAT, comm_);
+}
+
+void MpiCommunicator::send(const float* data, size_t n, int peer) {
+  if (peer < 0) return;
+  TensorTimer t(tensor_seconds_);
+  MPI_Send(data, checked_count(n), MPI_FLOAT, peer, kTensorTag, comm_);
+}
+
+void MpiCommunicator::recv(float* data, size_t n, int peer) {
+  if (peer < 0) return;
+  TensorTimer t(tensor_seconds_);
+  MPI_Recv(data, checked_count(n), MPI_FLOAT, peer, kTensorTag, comm_, MPI_STATUS_IGNORE);
+}
+
+void MpiCommunicator::sendrecv(const float* send_data, size_t send_n, int dest, float* recv_data, size_t recv_n,
+                               int source) {
+  if (dest < 0 && source < 0) return;
+  TensorTimer t(tensor_seconds_);
+  MPI_Sendrecv(send_data, checked_count(send_n), MPI_FLOAT, peer_or_null(dest), kTensorTag, recv_data,
+               checked_count(recv_n), MPI_FLOAT, peer_or_null(source), kTensorTag, comm_, MPI_STATUS_IGNORE);
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) { return split_mpi(color, key); }
+
+std::unique_ptr<MpiCommunicator> MpiCommunicator::split_mpi(int color, int key) const {
   MPI_Comm out = MPI_COMM_NULL;
   MPI_Comm_split(comm_, color, key, &out);
   return std::make_unique<MpiCommunicator>(out);

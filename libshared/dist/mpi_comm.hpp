@@ -24,9 +24,16 @@ class MpiCommunicator final : public Communicator {
   std::vector<std::string> gather(const std::string& mine, int root) override;
   std::vector<std::string> allgather(const std::string& mine) override;
   std::vector<std::string> alltoallv(const std::vector<std::string>& send) override;
+  void allreduce(float* data, size_t n, ReduceOp op) override;
+  void reduce_scatter(float* data, const std::vector<size_t>& counts) override;
+  void allgather(float* data, const std::vector<size_t>& counts) override;
+  void send(const float* data, size_t n, int peer) override;
+  void recv(float* data, size_t n, int peer) override;
+  void sendrecv(const float* send_data, size_t send_n, int dest, float* recv_data, size_t recv_n, int source) override;
 
-  // Splits this group: ranks with the same color form a new group, ordered by key.
-  std::unique_ptr<MpiCommunicator> split(int color, int key) const;
+  std::unique_ptr<Communicator> split(int color, int key) override;
+  // The same, typed (for code that needs the MPI handle of the new group).
+  std::unique_ptr<MpiCommunicator> split_mpi(int color, int key) const;
   MPI_Comm handle() const { return comm_; }
 
  private:

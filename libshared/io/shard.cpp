@@ -1,5 +1,7 @@
 #include "io/shard.hpp"
 
+#include <limits>
+
 #include <algorithm>
 #include <cstring>
 
@@ -167,6 +169,31 @@ void ShardWriter::write_tensor_raw(const std::string& name, h5::DType t, const s
                      path_ + ": cannot write dataset '" + name + "'");
 }
 
+void ShardWriter::write_virtual_tensor(const std::string& name, const std::vector<uint64_t>& shape,
+                                       const std::vector<VirtualPiece>& pieces) {
+  const schema::DatasetSpec& spec = spec_for(name);
+  BELLOWS_CHECK(spec.dtype == h5::DType::f32, "virtual dataset '" + name + "' must be float32");
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  h5::Handle space = h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "dataspace");
+  h5::Handle dcpl = h5::check(H5Pcreate(H5P_DATASET_CREATE), "dataset properties");
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  h5::check_status(H5Pset_fill_value(dcpl.get(), H5T_NATIVE_FLOAT, &nan), "fill value");
+  for (const auto& p : pieces) {
+    BELLOWS_CHECK(p.offset.size() == dims.size() && p.count.size() == dims.size(), "virtual piece of another rank");
+    std::vector<hsize_t> off(p.offset.begin(), p.offset.end()), cnt(p.count.begin(), p.count.end());
+    h5::Handle vspace = h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "dataspace");
+    h5::check_status(H5Sselect_hyperslab(vspace.get(), H5S_SELECT_SET, off.data(), nullptr, cnt.data(), nullptr),
+                     "virtual block");
+    h5::Handle sspace = h5::check(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), "dataspace");
+    h5::check_status(H5Pset_virtual(dcpl.get(), vspace.get(), p.file.c_str(), p.dataset.c_str(), sspace.get()),
+                     path_ + ": cannot map '" + name + "' to " + p.file);
+  }
+  h5::make_parent_groups(file_.get(), name);
+  h5::check(H5Dcreate2(file_.get(), name.c_str(), h5::file_type(h5::DType::f32), space.get(), H5P_DEFAULT, dcpl.get(),
+                       H5P_DEFAULT),
+            path_ + ": cannot create virtual dataset '" + name + "'");
+}
+
 void ShardWriter::set_attr(const std::string& name, const std::string& v) { h5::write_attr(file_.get(), name, v); }
 void ShardWriter::set_attr(const std::string& name, int64_t v) { h5::write_attr(file_.get(), name, v); }
 void ShardWriter::set_attr(const std::string& name, uint64_t v) { h5::write_attr(file_.get(), name, v); }
@@ -294,6 +321,37 @@ void ShardReader::read_rows_raw(const std::string& name, h5::DType t, uint64_t f
     std::string e = h5::last_error();
     throw RuntimeError(where + ": cannot read rows " + std::to_string(first) + ".." + std::to_string(first + count) +
                        " (corrupt or truncated file?): " + (e.empty() ? "HDF5 read failed" : e));
+  }
+}
+
+void ShardReader::read_block_raw(const std::string& name, h5::DType t, const std::vector<uint64_t>& offset,
+                                 const std::vector<uint64_t>& count, void* out) const {
+  std::string where = path_ + ": dataset '" + name + "'";
+  h5::Handle ds = h5::check(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), path_ + ": no dataset '" + name + "'");
+  h5::Handle type = h5::check(H5Dget_type(ds.get()), where);
+  h5::DType have;
+  if (!h5::dtype_of(type.get(), &have) || have != t)
+    throw InternalError(where + " read as " + h5::dtype_name(t) + " but stored as another type");
+  h5::Handle fspace = h5::check(H5Dget_space(ds.get()), where);
+  const int rank = H5Sget_simple_extent_ndims(fspace.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(fspace.get(), dims.data(), nullptr);
+  if (dims.size() != offset.size() || dims.size() != count.size())
+    throw RuntimeError(where + ": has rank " + std::to_string(dims.size()) + ", read as rank " + std::to_string(offset.size()));
+  size_t n = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (offset[i] + count[i] > dims[i])
+      throw RuntimeError(where + ": block out of range in dimension " + std::to_string(i));
+    n *= static_cast<size_t>(count[i]);
+  }
+  if (n == 0) return;
+  std::vector<hsize_t> start(offset.begin(), offset.end()), cnt(count.begin(), count.end());
+  H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
+  h5::Handle mspace = h5::check(H5Screate_simple(static_cast<int>(cnt.size()), cnt.data(), nullptr), where);
+  if (H5Dread(ds.get(), h5::native_type(t), mspace.get(), fspace.get(), H5P_DEFAULT, out) < 0) {
+    std::string e = h5::last_error();
+    throw RuntimeError(where + ": cannot read a block (corrupt, truncated or missing part file?): " +
+                       (e.empty() ? "HDF5 read failed" : e));
   }
 }
 

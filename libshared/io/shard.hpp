@@ -58,6 +58,18 @@ class ShardWriter {
     write_tensor_raw(name, h5::dtype_for<T>(), shape, data);
   }
 
+  // One source of a virtual tensor: the whole dataset `dataset` of `file` (a path relative to
+  // this file's directory) fills the block of shape `count` at `offset`.
+  struct VirtualPiece {
+    std::string file, dataset;
+    std::vector<uint64_t> offset, count;
+  };
+  // A float32 tensor of `shape` whose elements live in other files (an HDF5 virtual dataset):
+  // how a checkpoint written in slices by many ranks reads as whole tensors. Elements no piece
+  // covers read as NaN, never as plausible zeros.
+  void write_virtual_tensor(const std::string& name, const std::vector<uint64_t>& shape,
+                            const std::vector<VirtualPiece>& pieces);
+
   void set_attr(const std::string& name, const std::string& v);
   void set_attr(const std::string& name, const char* v) { set_attr(name, std::string(v)); }
   void set_attr(const std::string& name, int64_t v);
@@ -155,6 +167,14 @@ class ShardReader {
     });
   }
   // One element of a ragged column: bytes/values offsets[i] .. offsets[i+1] of <col>_data.
+  // The block of shape `count` at `offset` of a dataset, into out[product(count)] (a rank's
+  // slice of a checkpoint tensor). RuntimeError naming the file when it is out of range.
+  template <class T>
+  void read_block(const std::string& name, const std::vector<uint64_t>& offset, const std::vector<uint64_t>& count,
+                  T* out) const {
+    read_block_raw(name, h5::dtype_for<T>(), offset, count, out);
+  }
+
   template <class T>
   std::vector<T> ragged(const std::string& col, uint64_t i) const {
     std::vector<uint64_t> off = read_rows<uint64_t>(col + "_offsets", i, 2);
@@ -175,6 +195,8 @@ class ShardReader {
  private:
   ShardReader() = default;
   void open(const std::string& path, const std::string& expected_kind);
+  void read_block_raw(const std::string& name, h5::DType t, const std::vector<uint64_t>& offset,
+                      const std::vector<uint64_t>& count, void* out) const;
   void read_rows_raw(const std::string& name, h5::DType t, uint64_t first, uint64_t count,
                      const std::function<void*(size_t)>& alloc) const;
   [[noreturn]] void throw_bad_offsets(const std::string& col, uint64_t i) const;

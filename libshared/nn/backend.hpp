@@ -41,9 +41,10 @@ class Backend {
   virtual void download(float* host, const float* src, size_t n) = 0;
 
   // --- ops ---
-  // out[N,C] = wte[ids[n], :]
+  // out[N,C] = wte[ids[n], :], a row of zeros where ids[n] is -1 (a vocabulary-parallel rank's
+  // embedding slice does not hold that id; the all-reduce across slices fills it in)
   virtual void embedding_fwd(float* out, const int32_t* ids, const float* wte, int N, int C) = 0;
-  // dwte[V,C] += scatter of dout[N,C] by ids
+  // dwte[V,C] += scatter of dout[N,C] by ids (rows with id -1 skipped)
   virtual void embedding_bwd(float* dwte, const float* dout, const int32_t* ids, int N, int C) = 0;
 
   // out[N,C] = inp / rms(inp) * w; rstd[N] = 1 / sqrt(mean(inp^2) + eps)
@@ -96,6 +97,21 @@ class Backend {
   // logits are overwritten by their gradient, (softmax - onehot) * grad_scale (0 rows where
   // ignored): the [N,V] buffer is the largest activation and is not needed twice.
   virtual void cross_entropy(float* losses, float* logits, const int32_t* targets, int N, int V, float grad_scale) = 0;
+
+  // Vocabulary-parallel softmax cross-entropy (Megatron's VocabParallelCrossEntropy), for a rank
+  // whose logits[N,V] are its slice of the vocabulary: targets[N] index the slice, or are -1 (no
+  // loss at that row) or -2 (the target is in another slice). Three passes around all-reduces of
+  // [N] vectors across the slices, so the logits are never gathered:
+  //   rowmax[N] = max over the slice                                   -> all-reduce max
+  //   sums[2N] = sum of exp(logit - rowmax) over the slice, then the target's logit (0 when
+  //              it is elsewhere)                                       -> all-reduce sum
+  //   losses[N] = log(sum) + rowmax - target logit (0 where -1); with grad_scale != 0 the logits
+  //              become (softmax - onehot) * grad_scale, rows where -1 zeroed.
+  virtual void vocab_ce_max(float* rowmax, const float* logits, int N, int V) = 0;
+  virtual void vocab_ce_sums(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int N,
+                             int V) = 0;
+  virtual void vocab_ce_finish(float* losses, float* logits, const int32_t* targets, const float* rowmax,
+                               const float* sums, int N, int V, float grad_scale) = 0;
 
   // Sum of squares of x[n] (for the global gradient norm), in double.
   virtual double sum_squares(const float* x, size_t n) = 0;

@@ -54,7 +54,12 @@ class CpuBackend final : public Backend {
 
   void embedding_fwd(float* out, const int32_t* ids, const float* wte, int N, int C) override {
 #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; ++n) std::memcpy(out + size_t(n) * C, wte + size_t(ids[n]) * C, size_t(C) * sizeof(float));
+    for (int n = 0; n < N; ++n) {
+      if (ids[n] < 0)
+        std::memset(out + size_t(n) * C, 0, size_t(C) * sizeof(float));
+      else
+        std::memcpy(out + size_t(n) * C, wte + size_t(ids[n]) * C, size_t(C) * sizeof(float));
+    }
   }
   void embedding_bwd(float* dwte, const float* dout, const int32_t* ids, int N, int C) override {
     // Threads own column ranges, so two rows with the same id never race and each column sums
@@ -64,6 +69,7 @@ class CpuBackend final : public Backend {
       const int nt = omp_get_num_threads(), t = omp_get_thread_num();
       const int c0 = C * t / nt, c1 = C * (t + 1) / nt;
       for (int n = 0; n < N; ++n) {
+        if (ids[n] < 0) continue;
         float* d = dwte + size_t(ids[n]) * C;
         const float* g = dout + size_t(n) * C;
 #pragma omp simd
@@ -317,6 +323,49 @@ class CpuBackend final : public Backend {
         sum = s;
       }
       losses[n] = float(std::log(sum) + double(mx) - double(ly));
+    }
+  }
+
+  void vocab_ce_max(float* rowmax, const float* logits, int N, int V) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const float* l = logits + size_t(n) * V;
+      float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+      for (int i = 0; i < V; ++i) mx = std::max(mx, l[i]);
+      rowmax[n] = mx;
+    }
+  }
+  void vocab_ce_sums(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int N,
+                     int V) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const float* l = logits + size_t(n) * V;
+      const float mx = rowmax[n];
+      float s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int i = 0; i < V; ++i) s += fast_expf(l[i] - mx);
+      sums[n] = s;
+      sums[N + n] = targets[n] >= 0 ? l[targets[n]] : 0.0f;
+    }
+  }
+  void vocab_ce_finish(float* losses, float* logits, const int32_t* targets, const float* rowmax, const float* sums,
+                       int N, int V, float grad_scale) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      float* l = logits + size_t(n) * V;
+      const int y = targets[n];
+      const float mx = rowmax[n];
+      losses[n] = y == -1 ? 0.0f : float(std::log(double(sums[n])) + double(mx) - double(sums[N + n]));
+      if (grad_scale == 0.0f) continue;
+      if (y == -1) {
+        std::fill(l, l + V, 0.0f);
+        continue;
+      }
+      const float k = grad_scale / sums[n];
+#pragma omp simd
+      for (int i = 0; i < V; ++i) l[i] = fast_expf(l[i] - mx) * k;
+      if (y >= 0) l[y] -= grad_scale;
     }
   }
 

@@ -27,11 +27,12 @@ class RefBackend final : public Backend {
 
   void embedding_fwd(float* out, const int32_t* ids, const float* wte, int N, int C) override {
     for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) out[size_t(n) * C + c] = wte[size_t(ids[n]) * C + c];
+      for (int c = 0; c < C; ++c) out[size_t(n) * C + c] = ids[n] < 0 ? 0.0f : wte[size_t(ids[n]) * C + c];
   }
   void embedding_bwd(float* dwte, const float* dout, const int32_t* ids, int N, int C) override {
     for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) dwte[size_t(ids[n]) * C + c] += dout[size_t(n) * C + c];
+      if (ids[n] >= 0)
+        for (int c = 0; c < C; ++c) dwte[size_t(ids[n]) * C + c] += dout[size_t(n) * C + c];
   }
 
   void rmsnorm_fwd(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) override {
@@ -258,6 +259,37 @@ class RefBackend final : public Backend {
           const double p = std::exp(double(l[i]) - mx) / sum;
           l[i] = float((p - (i == targets[n] ? 1.0 : 0.0)) * grad_scale);
         }
+    }
+  }
+
+  void vocab_ce_max(float* rowmax, const float* logits, int N, int V) override {
+    for (int n = 0; n < N; ++n) {
+      float mx = -INFINITY;
+      for (int i = 0; i < V; ++i) mx = std::max(mx, logits[size_t(n) * V + i]);
+      rowmax[n] = mx;
+    }
+  }
+  void vocab_ce_sums(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int N,
+                     int V) override {
+    for (int n = 0; n < N; ++n) {
+      const float* l = logits + size_t(n) * V;
+      double s = 0;
+      for (int i = 0; i < V; ++i) s += std::exp(double(l[i]) - rowmax[n]);
+      sums[n] = float(s);
+      sums[N + n] = targets[n] >= 0 ? l[targets[n]] : 0.0f;
+    }
+  }
+  void vocab_ce_finish(float* losses, float* logits, const int32_t* targets, const float* rowmax, const float* sums,
+                       int N, int V, float grad_scale) override {
+    for (int n = 0; n < N; ++n) {
+      float* l = logits + size_t(n) * V;
+      const bool ignored = targets[n] == -1;
+      losses[n] = ignored ? 0.0f : float(std::log(double(sums[n])) + rowmax[n] - sums[N + n]);
+      if (grad_scale == 0.0f) continue;
+      for (int i = 0; i < V; ++i) {
+        const double p = std::exp(double(l[i]) - rowmax[n]) / sums[n];
+        l[i] = ignored ? 0.0f : float((p - (i == targets[n] ? 1.0 : 0.0)) * grad_scale);
+      }
     }
   }
 

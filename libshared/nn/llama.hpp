@@ -11,21 +11,57 @@
 #include <string>
 #include <vector>
 
+#include "dist/comm.hpp"
 #include "nn/backend.hpp"
 #include "nn/config.hpp"
 
 namespace bellows::nn {
 
+// The part of the model one rank holds under tensor and pipeline parallelism (Megatron's cuts):
+// the layers of its pipeline stage, the embedding on the first stage, the final norm and head on
+// the last; within those, its tensor-parallel slice: q/k/v and gate/up by output rows (column
+// parallel), o and down by input columns (row parallel), the embedding and lm_head by vocabulary
+// rows (vocabulary parallel); norms are whole on every rank. The default is the whole model.
+struct ModelShard {
+  int tp_rank = 0, tp_size = 1;
+  int layer_begin = 0, layer_end = -1;  // [begin, end) of the config's layers; -1: to the last
+  bool has_embedding = true;            // first pipeline stage
+  bool has_head = true;                 // last pipeline stage: final norm, lm_head, loss
+  int layers(const LlamaConfig& cfg) const { return (layer_end < 0 ? int(cfg.num_hidden_layers) : layer_end) - layer_begin; }
+  bool whole(const LlamaConfig& cfg) const {
+    return tp_size == 1 && layer_begin == 0 && layers(cfg) == int(cfg.num_hidden_layers) && has_embedding && has_head;
+  }
+};
+
+// Throws UsageError naming --tp when the config cannot be cut tp ways (heads, kv heads and the MLP
+// width must divide; the vocabulary need not).
+void check_tensor_parallel(const LlamaConfig& cfg, int tp);
+// [begin, end) of the vocabulary rows tensor-parallel rank r of t holds (as even as possible).
+std::pair<int64_t, int64_t> vocab_range(int64_t vocab, int r, int t);
+
 struct ParamSpec {
   std::string name;            // HF name, e.g. model.layers.0.self_attn.q_proj.weight
-  std::vector<int64_t> shape;  // logical shape, [out, in] for Linear weights
+  std::vector<int64_t> shape;  // shape of what this rank holds ([out, in] for Linear weights)
   size_t offset = 0;           // into the parameter (and gradient) buffer
   size_t numel = 0;
   bool decay = true;           // AdamW weight decay applies (not to norms)
+  // The logical tensor and where this slice sits in it: along split_dim (-1: the whole tensor)
+  // from split_begin. For the whole model, global_shape == shape.
+  std::vector<int64_t> global_shape;
+  int split_dim = -1;
+  int64_t split_begin = 0;
+  // Whole on every rank of a tensor-parallel group of more than one (norms): counted once in
+  // the gradient norm, written once in a checkpoint.
+  bool tp_replicated = false;
+  // The last pipeline stage's copy of tied embeddings (the lm_head role; the first stage owns
+  // the tensor): its gradient is added to the owner's, and it is not saved.
+  bool tied_copy = false;
 };
 
 // The parameter list of a config, with offsets; the order every checkpoint and buffer uses.
 std::vector<ParamSpec> param_specs(const LlamaConfig& cfg);
+// The same for one rank's shard: its tensors, in the same order, with local shapes and offsets.
+std::vector<ParamSpec> param_specs(const LlamaConfig& cfg, const ModelShard& shard);
 
 // Where each weight of a config sits in the parameter buffer (offsets from param_specs), for the
 // code that runs the model (training, and generation with a KV cache).
@@ -33,10 +69,26 @@ struct ParamLayout {
   struct Layer {
     size_t attn_norm, q, k, v, o, mlp_norm, gate, up, down;
   };
+  static constexpr size_t kNone = size_t(-1);
   size_t embed = 0, final_norm = 0, lm_head = 0;  // lm_head == embed when the embeddings are tied
-  std::vector<Layer> layers;
+  std::vector<Layer> layers;                      // the shard's layers, from its first
   size_t total = 0;  // floats in the buffer
   static ParamLayout of(const LlamaConfig& cfg);
+  // A shard's: embed is kNone off the first stage, final_norm and lm_head off the last.
+  static ParamLayout of(const LlamaConfig& cfg, const ModelShard& shard);
+};
+
+// How a model runs when it is one rank's part of a larger one.
+struct ModelParallel {
+  ModelShard shard;
+  // The tensor-parallel group (its rank and size must be the shard's); null when tp_size is 1.
+  // The model's forward and backward all-reduce in it: after o_proj and down_proj forward, before
+  // each block's input norm backward, after the embedding, and three [N]-vectors in the
+  // vocabulary-parallel cross-entropy. Every rank of the group must call them in step.
+  dist::Communicator* tp = nullptr;
+  // Micro-batches in flight at once (a pipeline stage under 1F1B holds the activations of up to
+  // pp - stage of them); set_batch/forward/backward name the slot.
+  int slots = 1;
 };
 
 enum class Recompute {
@@ -49,7 +101,8 @@ const char* to_string(Recompute r);
 
 class LlamaModel {
  public:
-  LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute = Recompute::none);
+  LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute = Recompute::none,
+             const ModelParallel& par = {});
 
   const LlamaConfig& config() const { return cfg_; }
   const std::vector<ParamSpec>& params() const { return specs_; }
@@ -61,20 +114,31 @@ class LlamaModel {
   Backend& backend() { return be_; }
 
   // HF's initialisation: Linear and Embedding weights ~ N(0, 0.02), norm weights 1. Each tensor
-  // draws from its own stream seeded by (seed, its name), so values do not depend on layout.
+  // draws from its own stream seeded by (seed, its name), element by element in the logical
+  // tensor's order, so values do not depend on the layout (a shard takes its slice).
   void init_weights(uint64_t seed, double stddev = 0.02);
 
   // One micro-batch, host arrays of B*T: input ids, targets (-1: no loss), positions for RoPE
   // and, per token, the index (within its row) of the first token its attention may see.
-  void set_batch(const int32_t* ids, const int32_t* targets, const int32_t* pos, const int32_t* doc_start);
-  // Forward pass; returns the sum of the per-token losses over targets != -1. With
-  // grad_scale != 0 the logits buffer is turned into dloss/dlogits * grad_scale, ready for
-  // backward(); with 0, logits() holds the logits afterwards.
-  double forward(float grad_scale);
-  // Backward pass of the last forward; accumulates (+=) into the gradient buffer.
-  void backward();
-  const float* logits() const { return logits_; }    // [B*T, V] on the backend
+  void set_batch(const int32_t* ids, const int32_t* targets, const int32_t* pos, const int32_t* doc_start, int slot = 0);
+  // Forward pass of a slot; returns the sum of the per-token losses over targets != -1 (0 off
+  // the last pipeline stage). With grad_scale != 0 the logits buffer is turned into
+  // dloss/dlogits * grad_scale, ready for backward(); with 0, logits() holds the logits
+  // afterwards. Off the first stage, stage_input(slot) must hold the previous stage's output.
+  double forward(float grad_scale, int slot = 0);
+  // Backward pass of the slot's last forward; accumulates (+=) into the gradient buffer. Off the
+  // last stage, residual_grad() must hold d loss / d stage_output(slot); afterwards it holds
+  // d loss / d stage_input(slot), for the previous stage.
+  void backward(int slot = 0);
+  const float* logits() const { return logits_; }    // [B*T, V] on the backend (this rank's vocabulary slice)
   const float* losses() const { return losses_; }    // [B*T]
+
+  // Pipeline hand-over buffers, [B*T, C] each, on the backend.
+  float* stage_input(int slot) { return resid_[size_t(slot)].front(); }
+  const float* stage_output(int slot) const { return resid_[size_t(slot)].back(); }
+  float* residual_grad() { return dresid_; }
+  size_t hidden_floats() const { return size_t(N_) * size_t(C_); }
+  const ModelShard& shard() const { return par_.shard; }
 
   size_t activation_bytes() const { return act_bytes_; }
   // Bytes of activations a model of this config would allocate (for --dry-run).
@@ -96,14 +160,20 @@ class LlamaModel {
     float* up;         // [N,F]
     float* h;          // [N,F] silu(gate) * up
   };
-  void layer_forward(int l);
-  void layer_backward(int l);
+  void layer_forward(int slot, int l);
+  void layer_backward(int slot, int l);
+  void tp_allreduce(float* x, size_t n);
+  void loss_forward(float grad_scale, int slot);
   float* P(size_t off) { return params_ + off; }
   float* G(size_t off) { return grads_ + off; }
 
   LlamaConfig cfg_;
   Backend& be_;
-  int B_, T_, N_, C_, F_, H_, KV_, D_, V_;
+  ModelParallel par_;
+  // Sizes as this rank holds them: H_, KV_, F_ and V_ are its tensor-parallel share, L_ its
+  // stage's layers. v0_ is its first vocabulary row.
+  int B_, T_, N_, C_, F_, H_, KV_, D_, V_, L_;
+  int64_t v0_ = 0;
   Recompute recompute_;
   std::vector<ParamSpec> specs_;
   size_t n_params_ = 0;
@@ -113,17 +183,23 @@ class LlamaModel {
 
   float* rope_cos_ = nullptr;  // [T_max, D/2]
   float* rope_sin_ = nullptr;
-  int32_t* ids_ = nullptr;        // [N]
-  int32_t* targets_ = nullptr;    // [N]
-  int32_t* pos_ = nullptr;        // [N]
-  int32_t* doc_start_ = nullptr;  // [N]
+  struct SlotInputs {
+    int32_t* ids;        // [N] ids as this rank's embedding slice indexes them (-1: another slice's)
+    int32_t* targets;    // [N] as this rank's vocabulary slice indexes them (-1: no loss, -2: another slice's)
+    int32_t* pos;        // [N]
+    int32_t* doc_start;  // [N]
+  };
+  std::vector<SlotInputs> in_;  // [slots]
+  std::vector<int32_t> host_ids_, host_targets_;  // [N] scratch for the remapping
 
-  std::vector<float*> resid_;  // [L+1] x [N,C]: the input of each layer, then the final hidden state
-  std::vector<LayerAct> act_;  // [L]
+  std::vector<std::vector<float*>> resid_;  // [slots][L+1] x [N,C]: each layer's input, then the stage's output
+  std::vector<std::vector<LayerAct>> act_;  // [slots][L]
   float* lnf_ = nullptr;       // [N,C]
   float* rstdf_ = nullptr;     // [N]
   float* logits_ = nullptr;    // [N,V]; dlogits after forward(grad_scale != 0)
   float* losses_ = nullptr;    // [N]
+  float* ce_max_ = nullptr;    // [N] vocabulary-parallel cross-entropy: row max over all slices
+  float* ce_sums_ = nullptr;   // [2N] sum of exp, then the target's logit, over all slices
   // Gradient buffers, one set reused by every layer.
   float* dresid_ = nullptr;  // [N,C] gradient of the residual stream
   float* dln_ = nullptr;     // [N,C]

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "nn/backend.hpp"
@@ -12,6 +14,7 @@
 #include "nn/llama.hpp"
 #include "core/error.hpp"
 #include "nn/rng.hpp"
+#include "dist/comm.hpp"
 
 using namespace bellows;
 using namespace bellows::nn;
@@ -447,4 +450,231 @@ TEST(NnConfig, PresetsAndHfJson) {
   nlohmann::json bad = preset("tiny", 10).to_hf_json();
   bad["num_key_value_heads"] = 3;
   EXPECT_THROW(LlamaConfig::from_hf_json(bad, "bad.json"), UsageError);
+}
+
+// --- the pieces of tensor and pipeline parallelism that need no second process ----------------
+
+// The three vocabulary-parallel passes over two slices, with the all-reduces done by hand, give
+// the losses and gradients of the plain cross-entropy over the whole vocabulary.
+TEST(NnOps, VocabParallelCrossEntropyEqualsWhole) {
+  Backends b;
+  const int N = 6, V = 23, split = 9;  // slices [0, 9) and [9, 23): uneven, as vocab_range allows
+  auto logits = randn(size_t(N) * V, 21, 3.0);
+  const std::vector<int32_t> targets = {3, 22, 9, -1, 8, 15};
+  for (Backend* be : {b.ref.get(), b.cpu.get()}) {
+    Dev d{*be};
+    float* whole = d.put(logits);
+    float* losses = be->alloc(size_t(N));
+    be->cross_entropy(losses, whole, d.put(targets), N, V, 0.25f);
+    const auto want_loss = d.get(losses, size_t(N)), want_grad = d.get(whole, logits.size());
+
+    struct Slice {
+      int v0, n;
+      float *logits, *max, *sums;
+      int32_t* targets;
+    };
+    std::vector<Slice> slices;
+    for (auto [v0, v1] : {std::pair{0, split}, std::pair{split, V}}) {
+      std::vector<float> part;
+      std::vector<int32_t> local;
+      for (int n = 0; n < N; ++n) {
+        part.insert(part.end(), logits.begin() + n * V + v0, logits.begin() + n * V + v1);
+        const int t = targets[size_t(n)];
+        local.push_back(t < 0 ? -1 : (t >= v0 && t < v1 ? t - v0 : -2));
+      }
+      slices.push_back({v0, v1 - v0, d.put(part), be->alloc(size_t(N)), be->alloc(2 * size_t(N)), d.put(local)});
+    }
+    for (auto& s : slices) be->vocab_ce_max(s.max, s.logits, N, s.n);
+    std::vector<float> mx(size_t(N), -INFINITY), sums(2 * size_t(N), 0.0f);
+    for (auto& s : slices) {
+      auto m = d.get(s.max, size_t(N));
+      for (int n = 0; n < N; ++n) mx[size_t(n)] = std::max(mx[size_t(n)], m[size_t(n)]);
+    }
+    for (auto& s : slices) {
+      be->upload(s.max, mx.data(), size_t(N));
+      be->vocab_ce_sums(s.sums, s.logits, s.max, s.targets, N, s.n);
+      auto p = d.get(s.sums, 2 * size_t(N));
+      for (size_t i = 0; i < p.size(); ++i) sums[i] += p[i];
+    }
+    std::vector<float> got_grad(logits.size());
+    for (auto& s : slices) {
+      be->upload(s.sums, sums.data(), sums.size());
+      be->vocab_ce_finish(losses, s.logits, s.targets, s.max, s.sums, N, s.n, 0.25f);
+      auto g = d.get(s.logits, size_t(N) * s.n);
+      for (int n = 0; n < N; ++n)
+        std::copy(g.begin() + n * s.n, g.begin() + (n + 1) * s.n, got_grad.begin() + n * V + s.v0);
+      EXPECT_LT(rel(d.get(losses, size_t(N)), want_loss), 1e-6) << be->name();
+    }
+    EXPECT_LT(rel(got_grad, want_grad), 1e-6) << be->name();
+  }
+}
+
+// Id -1 (held by another vocabulary slice): a zero row forward, nothing scattered backward.
+TEST(NnOps, EmbeddingSkipsIdsOfOtherSlices) {
+  Backends b;
+  const int N = 4, C = 5, V = 3;
+  auto wte = randn(size_t(V) * C, 30);
+  const std::vector<int32_t> ids = {2, -1, 0, -1};
+  auto dout = randn(size_t(N) * C, 31);
+  for (Backend* be : {b.ref.get(), b.cpu.get()}) {
+    Dev d{*be};
+    float* out = be->alloc(size_t(N) * C);
+    be->embedding_fwd(out, d.put(ids), d.put(wte), N, C);
+    auto o = d.get(out, size_t(N) * C);
+    for (int c = 0; c < C; ++c) {
+      EXPECT_EQ(o[size_t(C + c)], 0.0f);
+      EXPECT_EQ(o[size_t(c)], wte[size_t(2 * C + c)]);
+    }
+    std::vector<float> zeros(size_t(V) * C, 0.0f);
+    float* dw = d.put(zeros);
+    be->embedding_bwd(dw, d.put(dout), d.put(ids), N, C);
+    auto g = d.get(dw, zeros.size());
+    for (int c = 0; c < C; ++c) {
+      EXPECT_EQ(g[size_t(C + c)], 0.0f);  // id 1 never appears
+      EXPECT_EQ(g[size_t(c)], dout[size_t(2 * C + c)]);
+    }
+  }
+}
+
+namespace {
+
+// A group of t ranks in name only, for building a tensor-parallel shard in one process: only
+// what needs no peers (initialisation, parameter lists) may run on it.
+class NamedGroup final : public dist::Communicator {
+ public:
+  NamedGroup(int r, int t) : r_(r), t_(t) {}
+  int rank() const override { return r_; }
+  int size() const override { return t_; }
+  [[noreturn]] static void no() { throw InternalError("NamedGroup cannot communicate"); }
+  void barrier() override { no(); }
+  void broadcast(void*, size_t, int) override { no(); }
+  void allreduce(int64_t*, size_t, dist::ReduceOp) override { no(); }
+  void allreduce(double*, size_t, dist::ReduceOp) override { no(); }
+  std::vector<std::string> gather(const std::string&, int) override { no(); }
+  std::vector<std::string> allgather(const std::string&) override { no(); }
+  std::vector<std::string> alltoallv(const std::vector<std::string>&) override { no(); }
+  void allreduce(float*, size_t, dist::ReduceOp) override { no(); }
+  void reduce_scatter(float*, const std::vector<size_t>&) override { no(); }
+  void allgather(float*, const std::vector<size_t>&) override { no(); }
+  void send(const float*, size_t, int) override { no(); }
+  void recv(float*, size_t, int) override { no(); }
+  void sendrecv(const float*, size_t, int, float*, size_t, int) override { no(); }
+  std::unique_ptr<dist::Communicator> split(int, int) override { no(); }
+
+ private:
+  int r_, t_;
+};
+
+// The element of the whole tensor that a shard's element i stands for.
+size_t whole_index(const ParamSpec& p, size_t i) {
+  if (p.shape.size() == 1 || p.split_dim < 0) return i;
+  const size_t cols = size_t(p.shape[1]), gcols = size_t(p.global_shape[1]);
+  size_t r = i / cols, c = i % cols;
+  if (p.split_dim == 0) r += size_t(p.split_begin);
+  else c += size_t(p.split_begin);
+  return r * gcols + c;
+}
+
+}  // namespace
+
+// A shard initialises to exactly its slice of the whole model's initial weights, whatever the
+// cut (values do not depend on the layout).
+TEST(NnModel, ShardInitialisationIsTheSliceOfTheWhole) {
+  Backends b;
+  LlamaConfig c = tiny_config(false);
+  c.vocab_size = 97;  // odd: uneven vocabulary slices
+  LlamaModel whole(c, *b.cpu, 1, 4);
+  whole.init_weights(7);
+  std::vector<float> w(whole.num_params());
+  b.cpu->download(w.data(), whole.param_data(), w.size());
+  std::map<std::string, const ParamSpec*> by_name;
+  for (const auto& p : whole.params()) by_name[p.name] = &p;
+  for (int t : {2, 4})
+    for (int r = 0; r < t; ++r) {
+      if (c.num_key_value_heads % t) continue;
+      NamedGroup g(r, t);
+      ModelParallel mp;
+      mp.shard.tp_rank = r;
+      mp.shard.tp_size = t;
+      mp.shard.layer_begin = 1;
+      mp.shard.has_embedding = false;
+      mp.tp = &g;
+      LlamaModel shard(c, *b.cpu, 1, 4, Recompute::none, mp);
+      shard.init_weights(7);
+      std::vector<float> s(shard.num_params());
+      b.cpu->download(s.data(), shard.param_data(), s.size());
+      for (const auto& p : shard.params()) {
+        const ParamSpec& q = *by_name.at(p.name);
+        for (size_t i = 0; i < p.numel; ++i)
+          ASSERT_EQ(s[p.offset + i], w[q.offset + whole_index(p, i)]) << p.name << " tp " << r << "/" << t;
+      }
+    }
+  EXPECT_THROW(check_tensor_parallel(c, 4), UsageError);  // 2 kv heads do not split 4 ways
+  try {
+    check_tensor_parallel(c, 4);
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("key/value heads (2)"), std::string::npos) << e.what();
+  }
+}
+
+// Pipeline stages run one after the other, the activation handed forward and the gradient back
+// by hand, give the whole model's loss and gradients, bit for bit (the same ops in the same
+// order), with tied embeddings whose head copy's gradient is added to the embedding's.
+TEST(NnModel, PipelineStagesChainedEqualTheWholeModel) {
+  for (bool tied : {false, true}) {
+    Backends b;
+    LlamaConfig c = tiny_config(tied);
+    c.num_hidden_layers = 3;
+    const int B = 2, T = 8;
+    Batch batch = tiny_batch(B, T, int(c.vocab_size));
+    LlamaModel whole(c, *b.cpu, B, T);
+    whole.init_weights(3);
+    whole.set_batch(batch.ids.data(), batch.targets.data(), batch.pos.data(), batch.doc_start.data());
+    const double loss = whole.forward(0.5f);
+    whole.backward();
+    std::vector<float> gw(whole.num_params());
+    b.cpu->download(gw.data(), whole.grad_data(), gw.size());
+
+    auto stage = [&](int l0, int l1, bool first, bool last) {
+      ModelParallel mp;
+      mp.shard.layer_begin = l0;
+      mp.shard.layer_end = l1;
+      mp.shard.has_embedding = first;
+      mp.shard.has_head = last;
+      mp.slots = 2;
+      return std::make_unique<LlamaModel>(c, *b.cpu, B, T, Recompute::none, mp);
+    };
+    auto s0 = stage(0, 1, true, false), s1 = stage(1, 3, false, true);
+    for (auto* s : {s0.get(), s1.get()}) {
+      s->init_weights(3);
+      s->set_batch(batch.ids.data(), batch.targets.data(), batch.pos.data(), batch.doc_start.data(), 1);
+      b.cpu->zero(s->grad_data(), s->num_params());
+    }
+    const size_t H = s0->hidden_floats();
+    EXPECT_EQ(s0->forward(0.5f, 1), 0.0);
+    b.cpu->copy(s1->stage_input(1), s0->stage_output(1), H);
+    EXPECT_EQ(s1->forward(0.5f, 1), loss);
+    s1->backward(1);
+    b.cpu->copy(s0->residual_grad(), s1->residual_grad(), H);
+    s0->backward(1);
+
+    std::map<std::string, std::vector<float>> got;
+    for (auto* s : {s0.get(), s1.get()}) {
+      std::vector<float> g(s->num_params());
+      b.cpu->download(g.data(), s->grad_data(), g.size());
+      for (const auto& p : s->params()) {
+        auto& dst = got[p.name];
+        dst.resize(p.numel, 0.0f);
+        for (size_t i = 0; i < p.numel; ++i) dst[i] += g[p.offset + i];  // the tied copy adds its share
+      }
+    }
+    ASSERT_EQ(got.size(), whole.params().size());
+    for (const auto& p : whole.params()) {
+      const std::vector<float> want(gw.begin() + std::ptrdiff_t(p.offset), gw.begin() + std::ptrdiff_t(p.offset + p.numel));
+      if (tied && p.name == "model.embed_tokens.weight")
+        EXPECT_LT(rel(got[p.name], want), 1e-6) << p.name;  // a sum in another order
+      else
+        EXPECT_EQ(got[p.name], want) << p.name << " tied " << tied;
+    }
+  }
 }

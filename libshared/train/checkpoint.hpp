@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/comm.hpp"
 #include "io/shard.hpp"
 #include "nn/llama.hpp"
 
@@ -51,8 +52,11 @@ class CheckpointReader {
   const nlohmann::json& train_state() const { return train_state_; }
   bool has_optimizer() const;
   // Reads `name` ("params/<hf name>", "optim/exp_avg/<hf name>", ...) of spec p's shape into
-  // out[p.numel]; RuntimeError naming the file and tensor when it is missing or misshapen.
+  // out[p.numel]; RuntimeError naming the file and tensor when it is missing or misshapen. For a
+  // shard's spec (param_specs(cfg, shard)) it reads the shard's slice of the logical tensor.
   void read(const std::string& name, const nn::ParamSpec& p, float* out) const;
+  // The layout the checkpoint was written under ({tp, pp, dp, zero}), or null for one process.
+  const nlohmann::json& saved_layout() const { return layout_; }
 
  private:
   std::string file_;
@@ -62,6 +66,7 @@ class CheckpointReader {
   std::string tokenizer_sha256_;
   uint64_t step_ = 0;
   nlohmann::json train_state_;
+  nlohmann::json layout_;
 };
 
 // Writes one checkpoint file (model.h5) tensor by tensor: the attributes first, then
@@ -80,6 +85,34 @@ class CheckpointFileWriter {
   nn::LlamaConfig config_;
   std::set<std::string> written_;
 };
+
+// --- checkpoints of runs across ranks -----------------------------------------------------------
+// Each rank writes the blocks of the logical tensors it owns into parts/rank-NNNNN.h5 (kind
+// checkpoint_part), in parallel; rank 0 then writes model.h5, whose tensors are HDF5 virtual
+// datasets over those blocks. So the checkpoint reads as whole tensors, like a single process's
+// (CheckpointReader, ckpt-convert, h5py), no rank ever holds the whole model, and any layout can
+// load it: each rank reads its slice by hyperslab (load_rank_slices).
+struct RankSlices {
+  const std::vector<nn::ParamSpec>* specs = nullptr;  // the rank's shard, param_specs(cfg, shard)
+  const float* params = nullptr;                      // [total] host copy of the shard's parameters
+  const float* exp_avg = nullptr;                     // [hi - lo] host copies of the moments it holds
+  const float* exp_avg_sq = nullptr;
+  size_t lo = 0, hi = 0;  // the flat range those moments cover (ZeRO: a 1/dp share)
+  // Writes its blocks: false for a data-parallel replica of another rank's (without ZeRO only
+  // dp rank 0 writes). Tensors replicated over tensor parallelism are written by tp rank 0.
+  bool writes = true;
+  int tp_rank = 0;
+};
+// Collective over `world`. Returns the new checkpoint directory on every rank.
+std::string save_checkpoint_parallel(dist::Communicator& world, const std::string& run_dir,
+                                     const nn::LlamaConfig& config, const std::string& tokenizer_sha256,
+                                     uint64_t step, const nlohmann::json& train_state, const std::string& tool,
+                                     const nlohmann::json& options, unsigned keep, const nlohmann::json& layout,
+                                     const RankSlices& mine);
+// Reads a shard's slices: params[total] for every spec; with exp_avg non-null also the moments of
+// the flat range [lo, hi) into exp_avg/exp_avg_sq[hi - lo]. Any checkpoint, any layout.
+void load_rank_slices(const CheckpointReader& r, const std::vector<nn::ParamSpec>& specs, float* params,
+                      float* exp_avg, float* exp_avg_sq, size_t lo, size_t hi);
 
 // Writes DIR/latest naming the checkpoint directory `name`, atomically.
 void write_latest(const std::string& checkpoints_dir, const std::string& name);

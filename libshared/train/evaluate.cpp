@@ -6,8 +6,41 @@
 #include "core/error.hpp"
 #include "core/signals.hpp"
 #include "log/progress.hpp"
+#include "train/parallel.hpp"
 
 namespace bellows::train {
+
+namespace {
+
+// Samples [first, first + B) of n in file order into b (B x T); rows past the data (the last
+// batch) get valid ids and windows but no targets. Counts the targets into counts[V] when given.
+// Returns the rows filled from the data.
+int fill_eval_batch(TokenData& data, Batch& b, int B, int T, uint64_t first, uint64_t n, bool doc_masking,
+                    std::vector<uint64_t>* counts) {
+  const int rows = int(std::min<uint64_t>(uint64_t(B), n - first));
+  data.fill(b, T, first, rows, /*seed=*/0, /*shuffle=*/false, doc_masking);
+  for (size_t i = size_t(rows) * size_t(T); i < size_t(B) * size_t(T); ++i) {
+    b.ids[i] = 0;
+    b.targets[i] = -1;
+    b.doc_start[i] = 0;
+    b.pos[i] = int32_t(i % size_t(T));
+  }
+  if (counts)
+    for (size_t i = 0; i < size_t(rows) * size_t(T); ++i)
+      if (b.targets[i] >= 0 && size_t(b.targets[i]) < counts->size()) ++(*counts)[size_t(b.targets[i])];
+  return rows;
+}
+
+void finish(EvalResult& r, double sum, const std::vector<uint64_t>& counts) {
+  r.loss = r.tokens ? sum / double(r.tokens) : 0.0;
+  for (uint64_t c : counts)
+    if (c) {
+      const double p = double(c) / double(r.tokens);
+      r.unigram_entropy -= p * std::log(p);
+    }
+}
+
+}  // namespace
 
 EvalResult evaluate(nn::LlamaModel& model, TokenData& data, Batch& b, uint64_t max_samples, bool doc_masking,
                     const std::function<void(uint64_t)>& on_rows) {
@@ -18,29 +51,50 @@ EvalResult evaluate(nn::LlamaModel& model, TokenData& data, Batch& b, uint64_t m
   double sum = 0;
   std::vector<uint64_t> counts(size_t(V), 0);
   for (uint64_t first = 0; first < n; first += uint64_t(B)) {
-    const int rows = int(std::min<uint64_t>(uint64_t(B), n - first));
-    data.fill(b, T, first, rows, /*seed=*/0, /*shuffle=*/false, doc_masking);
-    // Rows past the data (the last batch): valid ids and windows, no targets.
-    for (size_t i = size_t(rows) * size_t(T); i < size_t(B) * size_t(T); ++i) {
-      b.ids[i] = 0;
-      b.targets[i] = -1;
-      b.doc_start[i] = 0;
-      b.pos[i] = int32_t(i % size_t(T));
-    }
-    for (size_t i = 0; i < size_t(rows) * size_t(T); ++i)
-      if (b.targets[i] >= 0 && b.targets[i] < V) ++counts[size_t(b.targets[i])];
+    const int rows = fill_eval_batch(data, b, B, T, first, n, doc_masking, &counts);
     model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
     sum += model.forward(0.0f);
     r.tokens += uint64_t(rows) * uint64_t(T);
     r.samples += uint64_t(rows);
     if (on_rows) on_rows(uint64_t(rows));
   }
-  r.loss = r.tokens ? sum / double(r.tokens) : 0.0;
-  for (uint64_t c : counts)
-    if (c) {
-      const double p = double(c) / double(r.tokens);
-      r.unigram_entropy -= p * std::log(p);
+  finish(r, sum, counts);
+  return r;
+}
+
+EvalResult evaluate_parallel(nn::LlamaModel& model, ParallelState& ps, TokenData& data, Batch& b, uint64_t max_samples,
+                             bool doc_masking) {
+  const int B = model.batch(), T = model.seq_len();
+  const int64_t V = model.config().vocab_size;
+  const uint64_t n = max_samples == 0 ? data.num_samples() : std::min(max_samples, data.num_samples());
+  const uint64_t batches = (n + uint64_t(B) - 1) / uint64_t(B);
+  const uint64_t d = uint64_t(ps.grid().dp()), me = uint64_t(ps.coord().dp);
+  const int mine = int(batches / d + (me < batches % d ? 1 : 0));  // micro-batches me, me + d, ...
+  // Each logical number is contributed once: by the last stage's tp rank 0 of each replica.
+  const bool reports = ps.last_stage() && ps.coord().tp == 0;
+  std::vector<int64_t> counts(size_t(V), 0);
+  std::vector<uint64_t> local_counts(size_t(V), 0);
+  int64_t tokens = 0, samples = 0;
+  const double sum = pipeline_forward(model, ps, mine, [&](int mb, int slot) {
+    const uint64_t first = (me + uint64_t(mb) * d) * uint64_t(B);
+    const int rows = fill_eval_batch(data, b, B, T, first, n, doc_masking, reports ? &local_counts : nullptr);
+    model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data(), slot);
+    if (reports) {
+      tokens += int64_t(rows) * T;
+      samples += rows;
     }
+    check_interrupt();
+  });
+  auto& w = ps.world();
+  for (size_t i = 0; i < counts.size(); ++i) counts[i] = int64_t(local_counts[i]);
+  w.allreduce(counts.data(), counts.size(), dist::ReduceOp::sum);
+  int64_t totals[2] = {tokens, samples};
+  w.allreduce(totals, 2, dist::ReduceOp::sum);
+  EvalResult r;
+  r.tokens = uint64_t(totals[0]);
+  r.samples = uint64_t(totals[1]);
+  std::vector<uint64_t> all(counts.begin(), counts.end());
+  finish(r, w.allreduce_value(reports ? sum : 0.0, dist::ReduceOp::sum), all);
   return r;
 }
 

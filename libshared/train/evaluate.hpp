@@ -32,6 +32,13 @@ struct EvalResult {
 EvalResult evaluate(nn::LlamaModel& model, TokenData& data, Batch& b, uint64_t max_samples, bool doc_masking,
                     const std::function<void(uint64_t)>& on_rows = {});
 
+// The same for a model trained across ranks (collective over ps.world()): the micro-batches are
+// dealt round-robin to the data-parallel replicas, each runs them through its pipeline, and the
+// sums are combined. Every rank gets the result.
+class ParallelState;
+EvalResult evaluate_parallel(nn::LlamaModel& model, ParallelState& ps, TokenData& data, Batch& b, uint64_t max_samples,
+                             bool doc_masking);
+
 // The same with a model built for it from a checkpoint's params (param_specs order), micro-batch
 // `batch` (no larger than the work), length T; shows progress and honours Ctrl-C.
 EvalResult evaluate(const nn::LlamaConfig& cfg, const std::vector<float>& params, nn::Backend& be, TokenData& data,

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -17,6 +18,9 @@
 #include "nn/llama.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluate.hpp"
+#include "train/parallel.hpp"
+#include "train/planner.hpp"
+#include "dist/context.hpp"
 #include "train/run_tokenizer.hpp"
 #include "train/token_data.hpp"
 
@@ -44,6 +48,7 @@ struct Options {
   double lr = 0, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, wd = 0.1, clip = 1.0;
   nn::Recompute recompute = nn::Recompute::none;
   bool doc_masking = true, skip_nonfinite = false, dry_run = false;
+  ParallelOptions par;
 };
 
 Options read_options(const cli::Invocation& inv) {
@@ -89,6 +94,27 @@ Options read_options(const cli::Invocation& inv) {
   o.doc_masking = dm == "on";
   o.skip_nonfinite = inv.get<bool>("skip-nonfinite");
   o.dry_run = inv.get<bool>("dry-run");
+  if (!o.dry_run)
+    if (const std::string f = planner_flag_given(inv); !f.empty())
+      throw UsageError(f + " describes a planned job: it only applies with --dry-run");
+  o.par.tp = int(positive("tp"));
+  o.par.pp = int(positive("pp"));
+  o.par.dp = inv.has("dp") ? int(positive("dp")) : 0;
+  o.par.zero = int(inv.get<int64_t>("zero"));
+  if (o.par.zero != 0 && o.par.zero != 1) throw UsageError("--zero must be 0 or 1 (got " + std::to_string(o.par.zero) + ")");
+  o.par.allow_cross_node_tp = inv.get<bool>("allow-cross-node-tp");
+  if (inv.has("pp-layers")) {
+    std::istringstream list(inv.get<std::string>("pp-layers"));
+    for (std::string item; std::getline(list, item, ',');) {
+      try {
+        size_t used = 0;
+        o.par.stage_layers.push_back(std::stoi(item, &used));
+        if (used != item.size()) throw std::invalid_argument(item);
+      } catch (const std::exception&) {
+        throw UsageError("--pp-layers: '" + item + "' is not a number (expected e.g. 3,3,2)");
+      }
+    }
+  }
   if (o.resume != "auto" && o.resume != "none") throw UsageError("--resume: '" + o.resume + "' is not auto or none");
   if (!o.dry_run && o.data.empty()) throw UsageError("--data DIR is required (token shards from tokenize-pack --mode pretrain)");
   if (!o.dry_run && o.run_dir.empty()) throw UsageError("-o RUNDIR is required");
@@ -102,38 +128,21 @@ std::string gib(double bytes) {
   return s.str();
 }
 
-int dry_run(const Options& o, const nn::LlamaConfig& cfg) {
-  const double P = double(cfg.num_params());
-  const double act = double(nn::LlamaModel::activation_floats(cfg, o.micro, o.seq_len, o.recompute)) * 4;
-  const double weights = P * 4, grads = P * 4, adam = P * 8;
-  const double flops_step = cfg.train_flops_per_token(o.seq_len) * double(o.global) * o.seq_len;
-  json plan = {{"model", o.model},
-               {"config", cfg.to_hf_json()},
-               {"parameters", cfg.num_params()},
-               {"micro_batch", o.micro},
-               {"global_batch", o.global},
-               {"accumulation_steps", o.global / o.micro},
-               {"seq_len", o.seq_len},
-               {"recompute", nn::to_string(o.recompute)},
-               {"memory_bytes",
-                {{"weights_fp32", weights}, {"grads_fp32", grads}, {"adamw_moments", adam}, {"activations", act},
-                 {"total", weights + grads + adam + act}}},
-               {"train_flops_per_step", flops_step},
-               {"topology", {{"processes", 1}, {"tensor_parallel", 1}, {"pipeline_parallel", 1}, {"data_parallel", 1}}}};
-  std::cout << "model " << o.model << ": " << cfg.num_params() << " parameters (" << cfg.num_hidden_layers << " layers, hidden "
-            << cfg.hidden_size << ", heads " << cfg.num_attention_heads << "/" << cfg.num_key_value_heads << " kv, vocab "
-            << cfg.vocab_size << ")\n"
-            << "batch: micro " << o.micro << " x seq " << o.seq_len << ", global " << o.global << " ("
-            << o.global / o.micro << " accumulation steps), recompute " << nn::to_string(o.recompute) << "\n"
-            << "memory per process: weights " << gib(weights) << " + grads " << gib(grads) << " + AdamW " << gib(adam)
-            << " + activations " << gib(act) << " = " << gib(weights + grads + adam + act) << "\n"
-            << "compute: " << flops_step / 1e12 << " TFLOP per optimizer step\n"
-            << "plan: " << plan.dump() << "\n";
-  return kExitOk;
+int dry_run(const Options& o, const nn::LlamaConfig& cfg, const cli::Invocation& inv) {
+  return run_dry_run(inv, cfg, o.model);
 }
+
+// The checkpoint a run starts from and why.
+struct StartPoint {
+  std::vector<std::string> candidates;  // --resume auto: the run's checkpoints, newest first
+  std::string init_from;                // --init-from: a checkpoint's weights only
+};
 
 int run(cli::Invocation& inv) {
   const Options o = read_options(inv);
+  dist::Context& ctx = dist::Context::get();
+  dist::Communicator& world = ctx.world();
+  const bool root = world.rank() == 0;
   std::unique_ptr<TokenData> data;
   if (!o.data.empty()) {
     data = std::make_unique<TokenData>(o.data, "train");
@@ -144,47 +153,48 @@ int run(cli::Invocation& inv) {
   const int64_t data_vocab = data ? int64_t(data->vocab_size()) : 0;
 
   // Where the run starts from: its own newest checkpoint, another checkpoint's weights, or init.
-  std::optional<CheckpointData> start;
-  std::string resumed_from;
+  // The shape comes from the checkpoint; its tensors are read once the model is cut for this rank.
+  StartPoint start;
+  nn::LlamaConfig cfg;
+  std::string start_sha;
+  bool from_checkpoint = false;
   const std::vector<std::string> existing = o.dry_run ? std::vector<std::string>{} : list_checkpoints(o.run_dir);
   if (o.resume == "auto") {
     for (const auto& dir : existing) {
       try {
-        start = load_checkpoint(dir, /*with_optimizer=*/true);
-        resumed_from = dir;
-        break;
+        CheckpointReader r(dir);
+        if (!from_checkpoint) {
+          cfg = r.config();
+          start_sha = r.tokenizer_sha256();
+          from_checkpoint = true;
+        }
+        if (r.config().to_hf_json() == cfg.to_hf_json()) start.candidates.push_back(dir);
       } catch (const std::exception& e) {
-        log::warn("skipping checkpoint " + dir + ": " + e.what());
+        if (root) log::warn("skipping checkpoint " + dir + ": " + e.what());
       }
     }
   } else if (!existing.empty()) {
     throw UsageError("-o " + o.run_dir + " already holds checkpoints (newest " + existing.front() +
                      "): pass --resume auto to continue that run, or choose another directory");
   }
-  nn::LlamaConfig cfg;
-  if (start) {
-    cfg = start->config;
-  } else if (!o.init_from.empty()) {
-    CheckpointData init = load_checkpoint(resolve_checkpoint(o.init_from), false);
-    cfg = init.config;
-    if (inv.has("model") && o.model != o.init_from)
+  if (!from_checkpoint && !o.init_from.empty()) {
+    start.init_from = resolve_checkpoint(o.init_from);
+    CheckpointReader r(start.init_from);
+    cfg = r.config();
+    start_sha = r.tokenizer_sha256();
+    from_checkpoint = true;
+    if (inv.has("model") && o.model != o.init_from && root)
       log::info("--init-from: the model's shape comes from " + o.init_from + "; --model is not used");
-    start = std::move(init);
-    start->step = 0;
-    start->train_state = json::object();
-    start->exp_avg.clear();
-    start->exp_avg_sq.clear();
-  } else {
-    cfg = nn::load_model_config(o.model, data_vocab);
   }
+  if (!from_checkpoint) cfg = nn::load_model_config(o.model, data_vocab);
   if (data && cfg.vocab_size < data_vocab)
     throw UsageError("the model's vocabulary (" + std::to_string(cfg.vocab_size) + ") is smaller than the data's (" +
                      std::to_string(data_vocab) + ")");
-  if (o.dry_run) return dry_run(o, cfg);
-  if (start && start->tokenizer_sha256 != data->tokenizer_sha256())
+  if (o.dry_run) return dry_run(o, cfg, inv);
+  if (from_checkpoint && start_sha != data->tokenizer_sha256())
     throw UsageError(o.data + ": the shards were made with tokenizer " + data->tokenizer_sha256().substr(0, 12) +
-                     " but the model was trained with " + start->tokenizer_sha256.substr(0, 12) + " (" +
-                     (resumed_from.empty() ? o.init_from : resumed_from) + ")");
+                     " but the model was trained with " + start_sha.substr(0, 12) + " (" +
+                     (start.candidates.empty() ? o.init_from : start.candidates.front()) + ")");
   if (o.seq_len > cfg.max_position_embeddings)
     throw UsageError("--seq-len " + std::to_string(o.seq_len) + " exceeds the model's max_position_embeddings (" +
                      std::to_string(cfg.max_position_embeddings) + ")");
@@ -202,89 +212,169 @@ int run(cli::Invocation& inv) {
   if (valid && uint64_t(o.seq_len) > valid->seq_len())
     throw UsageError("--seq-len " + std::to_string(o.seq_len) + " is longer than the validation shards' samples");
 
-  fs::create_directories(o.run_dir);
-  copy_tokenizer_into_run(o.run_dir, o.data, o.tokenizer, data->tokenizer_sha256());
-  std::ofstream(o.run_dir + "/config.json") << cfg.to_hf_json().dump(2) << "\n";
+  // The grid, this rank's groups and its part of the model.
+  const std::vector<std::string> nodes = world.allgather(ctx.placement().node);
+  ParallelState ps(world, nodes, o.par, cfg);
+  const int dp = ps.grid().dp();
+  if (o.global % (o.micro * dp) != 0)
+    throw UsageError("--global-batch " + std::to_string(o.global) + " must be a multiple of --micro-batch x data-parallel size (" +
+                     std::to_string(o.micro) + " x " + std::to_string(dp) + ")");
+  const int M = o.global / (o.micro * dp);  // micro-batches per replica per step
+  if (root) {
+    std::istringstream lines(ps.describe());
+    for (std::string line; std::getline(lines, line);) log::info(line);
+  }
+
+  if (root) {
+    fs::create_directories(o.run_dir);
+    copy_tokenizer_into_run(o.run_dir, o.data, o.tokenizer, data->tokenizer_sha256());
+    std::ofstream(o.run_dir + "/config.json") << cfg.to_hf_json().dump(2) << "\n";
+  }
+  world.barrier();
 
   auto be = nn::make_backend(o.backend, o.threads);
-  nn::LlamaModel model(cfg, *be, o.micro, o.seq_len, o.recompute);
+  nn::ModelParallel mp;
+  mp.shard = ps.shard();
+  mp.tp = ps.grid().tp() > 1 ? &ps.tp() : nullptr;
+  mp.slots = ps.slots(M);
+  nn::LlamaModel model(cfg, *be, o.micro, o.seq_len, o.recompute, mp);
   const size_t P = model.num_params();
-  float* m1 = be->alloc(P);
-  float* m2 = be->alloc(P);
+  const auto specs = model.params();
+  DistributedOptimizer opt(*be, specs, P, ps);
+  const size_t lo = opt.owned_begin(), hi = opt.owned_end();
   uint64_t step = 0, consumed = 0, tokens_seen = 0;
-  if (start) {
-    be->upload(model.param_data(), start->params.data(), P);
-    if (!start->exp_avg.empty()) {
-      be->upload(m1, start->exp_avg.data(), P);
-      be->upload(m2, start->exp_avg_sq.data(), P);
-    }
-    step = start->step;
-    consumed = start->train_state.value("consumed_samples", uint64_t{0});
-    tokens_seen = start->train_state.value("tokens_seen", uint64_t{0});
-    if (!resumed_from.empty()) {
-      if (start->train_state.value("seed", o.seed) != o.seed)
-        throw UsageError("--seed " + std::to_string(o.seed) + " differs from the resumed run's (" +
-                         std::to_string(start->train_state.value("seed", o.seed)) + ")");
-      log::info("resumed from " + resumed_from + " at step " + std::to_string(step));
+  std::string resumed_from;
+  {
+    // Every rank reads its slices; a checkpoint is used only when all ranks could.
+    std::vector<float> hp(P), hm(hi - lo), hv(hi - lo);
+    auto try_load = [&](const std::string& dir, bool with_optimizer) -> std::optional<json> {
+      std::string problem;
+      json state;
+      try {
+        CheckpointReader r(dir);
+        if (with_optimizer && !r.has_optimizer()) throw RuntimeError(r.file() + ": holds no optimizer state");
+        load_rank_slices(r, specs, hp.data(), with_optimizer ? hm.data() : nullptr, hv.data(), lo, hi);
+        state = r.train_state().is_null() ? json::object() : r.train_state();
+      } catch (const std::exception& e) {
+        problem = e.what();
+      }
+      const double bad = world.allreduce_value(problem.empty() ? 0.0 : 1.0, dist::ReduceOp::max);
+      if (bad == 0) return state;
+      if (!problem.empty())
+        log::write_always(log::Level::warn, (world.size() > 1 ? "rank " + std::to_string(world.rank()) + ": " : "") +
+                                                "skipping checkpoint " + dir + ": " + problem);
+      return std::nullopt;
+    };
+    std::optional<json> state;
+    for (const auto& dir : start.candidates)
+      if ((state = try_load(dir, true))) {
+        resumed_from = dir;
+        break;
+      }
+    if (!state && !start.init_from.empty() && !(state = try_load(start.init_from, false)))
+      throw RuntimeError("--init-from " + o.init_from + ": cannot read its weights (see above)");
+    if (state) {
+      be->upload(model.param_data(), hp.data(), P);
+      if (!resumed_from.empty()) {
+        be->upload(opt.exp_avg(), hm.data(), hi - lo);
+        be->upload(opt.exp_avg_sq(), hv.data(), hi - lo);
+        step = state->value("step", uint64_t{0});
+        consumed = state->value("consumed_samples", uint64_t{0});
+        tokens_seen = state->value("tokens_seen", uint64_t{0});
+        if (state->value("seed", o.seed) != o.seed)
+          throw UsageError("--seed " + std::to_string(o.seed) + " differs from the resumed run's (" +
+                           std::to_string(state->value("seed", o.seed)) + ")");
+        if (root) log::info("resumed from " + resumed_from + " at step " + std::to_string(step));
+      } else if (root) {
+        log::info("initialised from " + o.init_from + " (fresh optimizer, step 0)");
+      }
     } else {
-      log::info("initialised from " + o.init_from + " (fresh optimizer, step 0)");
+      if (!start.candidates.empty()) throw RuntimeError("no checkpoint of " + o.run_dir + " could be read (see above)");
+      model.init_weights(o.seed);
     }
-  } else {
-    model.init_weights(o.seed);
   }
-  const double peak = nn::measure_matmul_peak_gflops(*nn::make_backend(o.backend, o.threads));
-  log::info("model: " + std::to_string(P) + " parameters; backend " + be->name() + " (" + std::to_string(be->threads()) +
-            " threads, sgemm peak " + std::to_string(int(peak)) + " GFLOP/s); activations " +
-            gib(double(model.activation_bytes())) + "; recompute " + nn::to_string(o.recompute));
+  double peak = 0;
+  if (root) peak = nn::measure_matmul_peak_gflops(*nn::make_backend(o.backend, o.threads));
+  world.broadcast(&peak, sizeof peak, 0);
+  if (root)
+    log::info("model: " + std::to_string(cfg.num_params()) + " parameters (" + std::to_string(P) + " on this rank); backend " +
+              be->name() + " (" + std::to_string(be->threads()) + " threads, sgemm peak " + std::to_string(int(peak)) +
+              " GFLOP/s); activations " + gib(double(model.activation_bytes())) + " on this rank; recompute " +
+              nn::to_string(o.recompute));
 
-  log::MetricsWriter metrics(o.run_dir + "/metrics.jsonl");
-  const int accum = o.global / o.micro;
+  std::unique_ptr<log::MetricsWriter> metrics;
+  if (root) metrics = std::make_unique<log::MetricsWriter>(o.run_dir + "/metrics.jsonl");
   const uint64_t tokens_per_step = uint64_t(o.global) * uint64_t(o.seq_len);
   const double flops_per_step = cfg.train_flops_per_token(o.seq_len) * double(tokens_per_step);
   Batch b;
   for (auto* v : {&b.ids, &b.targets, &b.pos, &b.doc_start}) v->assign(size_t(o.micro) * size_t(o.seq_len), 0);
-  const auto specs = model.params();
   std::string last_saved = resumed_from;
   const json options = inv.effective_options();
+  const json layout = {{"tp", ps.grid().tp()}, {"pp", ps.grid().pp()}, {"dp", dp}, {"zero", ps.zero()}};
 
   auto save = [&](uint64_t at_step) {
-    CheckpointData d;
-    d.config = cfg;
-    d.tokenizer_sha256 = data->tokenizer_sha256();
-    d.step = at_step;
-    d.train_state = {{"consumed_samples", consumed}, {"tokens_seen", tokens_seen}, {"seed", o.seed},
-                     {"data", o.data}, {"global_batch", o.global}, {"seq_len", o.seq_len}};
-    d.params.resize(P);
-    d.exp_avg.resize(P);
-    d.exp_avg_sq.resize(P);
-    be->download(d.params.data(), model.param_data(), P);
-    be->download(d.exp_avg.data(), m1, P);
-    be->download(d.exp_avg_sq.data(), m2, P);
-    last_saved = save_checkpoint(o.run_dir, d, "pretrain", options, o.keep);
-    log::info("saved checkpoint " + last_saved);
-    metrics.write({{"event", "checkpoint"}, {"step", at_step}, {"path", last_saved}});
+    const json state = {{"step", at_step}, {"consumed_samples", consumed}, {"tokens_seen", tokens_seen},
+                        {"seed", o.seed}, {"data", o.data}, {"global_batch", o.global}, {"seq_len", o.seq_len},
+                        {"layout", layout}};
+    std::vector<float> hp(P), hm(hi - lo), hv(hi - lo);
+    be->download(hp.data(), model.param_data(), P);
+    be->download(hm.data(), opt.exp_avg(), hi - lo);
+    be->download(hv.data(), opt.exp_avg_sq(), hi - lo);
+    if (world.size() == 1) {
+      CheckpointData d;
+      d.config = cfg;
+      d.tokenizer_sha256 = data->tokenizer_sha256();
+      d.step = at_step;
+      d.train_state = state;
+      d.params = std::move(hp);
+      d.exp_avg = std::move(hm);
+      d.exp_avg_sq = std::move(hv);
+      last_saved = save_checkpoint(o.run_dir, d, "pretrain", options, o.keep);
+    } else {
+      RankSlices mine;
+      mine.specs = &specs;
+      mine.params = hp.data();
+      mine.exp_avg = hm.data();
+      mine.exp_avg_sq = hv.data();
+      mine.lo = lo;
+      mine.hi = hi;
+      mine.writes = ps.zero() || ps.coord().dp == 0;
+      mine.tp_rank = ps.coord().tp;
+      last_saved = save_checkpoint_parallel(world, o.run_dir, cfg, data->tokenizer_sha256(), at_step, state, "pretrain",
+                                            options, o.keep, layout, mine);
+    }
+    if (root) {
+      log::info("saved checkpoint " + last_saved);
+      metrics->write({{"event", "checkpoint"}, {"step", at_step}, {"path", last_saved}});
+    }
   };
 
   if (step >= o.steps) {
-    log::info("the run is already at step " + std::to_string(step) + " of " + std::to_string(o.steps) + ": nothing to do");
+    if (root)
+      log::info("the run is already at step " + std::to_string(step) + " of " + std::to_string(o.steps) + ": nothing to do");
     return kExitOk;
   }
+  const bool reports_loss = ps.last_stage() && ps.coord().tp == 0;  // each loss term once
   const auto run_t0 = Clock::now();
+  std::vector<double> comm_by_rank(size_t(world.size()) * 3);
   while (step < o.steps) {
     const auto t0 = Clock::now();
-    double data_s = 0, loss_sum = 0;
+    ps.reset_comm_times();
+    double data_s = 0;
     be->zero(model.grad_data(), P);
     const float grad_scale = float(1.0 / double(tokens_per_step));
-    for (int a = 0; a < accum; ++a) {
+    // Replica d takes micro-batches d*M .. d*M + M - 1 of the step's global batch.
+    const uint64_t first_mb = uint64_t(ps.coord().dp) * uint64_t(M);
+    const double local_loss = pipeline_train(model, ps, M, grad_scale, [&](int mb, int slot) {
       const auto td = Clock::now();
-      data->fill(b, o.seq_len, consumed + uint64_t(a) * uint64_t(o.micro), o.micro, o.seed, true, o.doc_masking);
-      model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
+      data->fill(b, o.seq_len, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro), o.micro, o.seed, true,
+                 o.doc_masking);
+      model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data(), slot);
       data_s += seconds_since(td);
-      loss_sum += model.forward(grad_scale);
-      model.backward();
-    }
-    const double loss = loss_sum / double(tokens_per_step);
-    const double gnorm = std::sqrt(be->sum_squares(model.grad_data(), P));
+    });
+    const double loss = world.allreduce_value(reports_loss ? local_loss : 0.0, dist::ReduceOp::sum) / double(tokens_per_step);
+    opt.reduce_gradients(model.grad_data());
+    const double gnorm = opt.grad_norm(model.grad_data());
     const double lr = lr_at(step, o.steps, o.warmup, o.lr, o.min_lr);
     bool skipped = false;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
@@ -295,48 +385,68 @@ int run(cli::Invocation& inv) {
                                                : "Last good checkpoint: " + last_saved + " (resume with --resume auto)") +
                            "; --skip-nonfinite skips such steps instead");
       skipped = true;
-      log::warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient, update skipped (--skip-nonfinite)");
+      if (root) log::warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient, update skipped (--skip-nonfinite)");
     } else {
-      if (o.clip > 0 && gnorm > o.clip) be->scale(model.grad_data(), P, float(o.clip / gnorm));
-      const uint64_t t = step + 1;  // AdamW's step count
-      const float bc1 = float(1.0 - std::pow(o.beta1, double(t))), bc2 = float(1.0 - std::pow(o.beta2, double(t)));
-      for (const auto& p : specs)
-        be->adamw(model.param_data() + p.offset, model.grad_data() + p.offset, m1 + p.offset, m2 + p.offset, p.numel,
-                  float(lr), float(o.beta1), float(o.beta2), float(o.eps), p.decay ? float(o.wd) : 0.0f, bc1, bc2);
+      if (o.clip > 0 && gnorm > o.clip) opt.scale_gradients(model.grad_data(), float(o.clip / gnorm));
+      opt.step(model.param_data(), model.grad_data(), {lr, o.beta1, o.beta2, o.eps, o.wd, step + 1});
     }
     consumed += uint64_t(o.global);
     tokens_seen += tokens_per_step;
     ++step;
+    // Communication time per rank and group, so that a stall shows where it is.
+    const ParallelState::CommTimes ct = ps.comm_times();
+    std::fill(comm_by_rank.begin(), comm_by_rank.end(), 0.0);
+    comm_by_rank[size_t(world.rank()) * 3 + 0] = ct.tp;
+    comm_by_rank[size_t(world.rank()) * 3 + 1] = ct.pp;
+    comm_by_rank[size_t(world.rank()) * 3 + 2] = ct.dp;
+    if (world.size() > 1) world.allreduce(comm_by_rank.data(), comm_by_rank.size(), dist::ReduceOp::sum);
     const double step_s = seconds_since(t0);
+    const double comm_s = ct.tp + ct.pp + ct.dp;
     const double flops = flops_per_step / step_s;
-    json rec = {{"event", "step"}, {"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
-                {"tokens", tokens_seen}, {"tokens_per_s", double(tokens_per_step) / step_s},
-                {"flops_per_s", flops}, {"mfu", flops / (peak * 1e9)},
-                {"time_s", {{"step", step_s}, {"compute", step_s - data_s}, {"communication", 0.0}, {"data", data_s}}},
-                {"skipped", skipped}};
-    metrics.write(rec);
-    if (step % o.log_every == 0 || step == o.steps) {
+    const double mfu = flops / (peak * 1e9 * world.size());
+    if (root) {
+      json by_rank = json::array();
+      for (int r = 0; r < world.size(); ++r)
+        by_rank.push_back({{"tp", comm_by_rank[size_t(r) * 3]}, {"pp", comm_by_rank[size_t(r) * 3 + 1]},
+                           {"dp", comm_by_rank[size_t(r) * 3 + 2]}});
+      json rec = {{"event", "step"}, {"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm},
+                  {"tokens", tokens_seen}, {"tokens_per_s", double(tokens_per_step) / step_s},
+                  {"flops_per_s", flops}, {"mfu", mfu},
+                  {"time_s", {{"step", step_s}, {"compute", step_s - data_s - comm_s}, {"communication", comm_s},
+                              {"tp", ct.tp}, {"pp", ct.pp}, {"dp", ct.dp}, {"data", data_s}}},
+                  {"skipped", skipped}};
+      if (world.size() > 1) rec["comm_s_by_rank"] = by_rank;
+      metrics->write(rec);
+    }
+    if (root && (step % o.log_every == 0 || step == o.steps)) {
       std::ostringstream line;
       line.precision(4);
       line << "step " << step << "/" << o.steps << " loss " << loss << " lr " << lr << " grad_norm " << gnorm << " | "
-           << int(double(tokens_per_step) / step_s) << " tok/s, " << flops / 1e9 << " GFLOP/s, MFU "
-           << 100.0 * flops / (peak * 1e9) << "% | data " << 100.0 * data_s / step_s << "%, comm 0% | elapsed "
-           << log::human_duration(seconds_since(run_t0));
+           << int(double(tokens_per_step) / step_s) << " tok/s, " << flops / 1e9 << " GFLOP/s, MFU " << 100.0 * mfu
+           << "% | data " << 100.0 * data_s / step_s << "%, comm " << 100.0 * comm_s / step_s << "%";
+      if (world.size() > 1)
+        line << " (tp " << 100.0 * ct.tp / step_s << "%, pp " << 100.0 * ct.pp / step_s << "%, dp " << 100.0 * ct.dp / step_s
+             << "%)";
+      line << " | elapsed " << log::human_duration(seconds_since(run_t0));
       log::info(line.str());
     }
     if (valid && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
       // Signals are left pending here: the step's end below checkpoints on them.
-      const EvalResult e = evaluate(model, *valid, b, o.eval_batches * uint64_t(o.micro), o.doc_masking);
-      metrics.write({{"event", "eval"}, {"step", step}, {"eval_loss", e.loss}, {"eval_ppl", std::exp(e.loss)},
-                     {"eval_tokens", e.tokens}, {"eval_unigram_entropy", e.unigram_entropy}});
-      log::info("step " + std::to_string(step) + " validation loss " + std::to_string(e.loss) + " (perplexity " +
-                std::to_string(std::exp(e.loss)) + ", " + std::to_string(e.tokens) + " tokens)");
+      const EvalResult e = evaluate_parallel(model, ps, *valid, b, o.eval_batches * uint64_t(o.micro), o.doc_masking);
+      if (root) {
+        metrics->write({{"event", "eval"}, {"step", step}, {"eval_loss", e.loss}, {"eval_ppl", std::exp(e.loss)},
+                        {"eval_tokens", e.tokens}, {"eval_unigram_entropy", e.unigram_entropy}});
+        log::info("step " + std::to_string(step) + " validation loss " + std::to_string(e.loss) + " (perplexity " +
+                  std::to_string(std::exp(e.loss)) + ", " + std::to_string(e.tokens) + " tokens)");
+      }
     }
-    const int sig = pending_signal();
+    // Every rank acts on a signal any rank received, at the same step (a launcher may deliver it
+    // to the ranks at different moments).
+    const int sig = int(world.allreduce_value(int64_t(pending_signal()), dist::ReduceOp::max));
     if (sig != 0 && sig != SIGINT) {
-      log::warn("signal " + std::to_string(sig) + " received: checkpointing at step " + std::to_string(step) + " and stopping");
+      if (root) log::warn("signal " + std::to_string(sig) + " received: checkpointing at step " + std::to_string(step) + " and stopping");
       save(step);
-      log::info("stopped at step " + std::to_string(step) + "; rerun with --resume auto to continue");
+      if (root) log::info("stopped at step " + std::to_string(step) + "; rerun with --resume auto to continue");
       return kExitCheckpointed;
     }
     check_interrupt();  // SIGINT: stop now, as every tool does
@@ -400,9 +510,19 @@ cli::ToolSpec pretrain_tool_spec() {
       ("eval-batches", po::value<uint64_t>()->default_value(8)->value_name("N"), "micro-batches per validation")
       ("log-every", po::value<uint64_t>()->default_value(1)->value_name("N"), "a log line every N steps")
       ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "cpu | ref (the slow reference)")
-      ("threads", po::value<int64_t>()->default_value(0)->value_name("N"), "CPU threads (0: all cores)")
-      ("dry-run", po::bool_switch(), "print the memory/compute plan and exit");
-  for (auto* g : {&d, &t, &r}) s.groups.push_back(*g);
+      ("threads", po::value<int64_t>()->default_value(0)->value_name("N"), "CPU threads per rank (0: all cores)");
+  po::options_description par("Parallelism (ranks from mpirun/srun; rank = tp + TP * (dp + DP * pp))");
+  par.add_options()
+      ("tp", po::value<int64_t>()->default_value(1)->value_name("T"), "tensor-parallel size (consecutive ranks: keep it within a node)")
+      ("pp", po::value<int64_t>()->default_value(1)->value_name("P"), "pipeline-parallel stages (1F1B schedule)")
+      ("dp", po::value<int64_t>()->value_name("D"), "data-parallel size (default: ranks / (T x P))")
+      ("zero", po::value<int64_t>()->default_value(0)->value_name("0|1"), "1: shard AdamW state across data-parallel ranks (ZeRO-1)")
+      ("pp-layers", po::value<std::string>()->value_name("N,N,.."), "layers per pipeline stage (default: balanced)")
+      ("allow-cross-node-tp", po::bool_switch(), "start even when a tensor-parallel group spans nodes (slow)");
+  po::options_description plan("Planning (--dry-run)");
+  plan.add_options()("dry-run", po::bool_switch(), "print the per-rank memory, compute and traffic plan and exit");
+  add_planner_options(plan);
+  for (auto* g : {&d, &t, &r, &par, &plan}) s.groups.push_back(*g);
   s.writes_output = false;
   po::options_description out("Output");
   out.add_options()("output,o", po::value<std::string>()->value_name("RUNDIR"), "the run directory (created; reused by --resume auto)");
