@@ -57,8 +57,12 @@ endif
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # --- sources ---------------------------------------------------------------------------------
-LIB_SRCS := $(filter-out libshared/cuda/device_info_none.cpp,$(shell find libshared -name '*.cpp' -not -path 'libshared/tests/*'))
-LIB_SRCS_NOCUDA := $(LIB_SRCS) libshared/cuda/device_info_none.cpp
+# libshared/cuda/X.cu is compiled by nvcc when CUDA=1; libshared/cuda/X_none.cpp stands in for it
+# otherwise (and always in the sanitizer build, which does not link CUDA).
+CUDA_NONE_SRCS := $(wildcard libshared/cuda/*_none.cpp)
+CU_SRCS  := $(wildcard libshared/cuda/*.cu)
+LIB_SRCS := $(filter-out $(CUDA_NONE_SRCS),$(shell find libshared -name '*.cpp' -not -path 'libshared/tests/*'))
+LIB_SRCS_NOCUDA := $(LIB_SRCS) $(CUDA_NONE_SRCS)
 SCHEMAS  := $(sort $(wildcard schemas/*.json))
 GEN_SCHEMAS := $(BUILD)/gen/schemas_embedded.cpp
 TOOLS    := $(notdir $(patsubst %/main.cpp,%,$(wildcard tools/*/main.cpp)))
@@ -68,9 +72,9 @@ HELPER_SRCS := $(wildcard tests/helpers/*.cpp)
 
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/schemas_embedded.o
 ifeq ($(CUDA),1)
-LIB_OBJS += $(BUILD)/obj/libshared/cuda/device_info.cu.o
+LIB_OBJS += $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CU_SRCS))
 else
-LIB_OBJS += $(BUILD)/obj/libshared/cuda/device_info_none.o
+LIB_OBJS += $(patsubst %.cpp,$(BUILD)/obj/%.o,$(CUDA_NONE_SRCS))
 endif
 ASAN_OBJS := $(patsubst %.cpp,$(BUILD)/asan/%.o,$(LIB_SRCS_NOCUDA)) $(BUILD)/asan/gen/schemas_embedded.o
 

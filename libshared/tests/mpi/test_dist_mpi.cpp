@@ -15,6 +15,7 @@
 #include "io/doc_shard.hpp"
 #include "io/safe_output.hpp"
 #include "nn/llama.hpp"
+#include "cuda/nccl_comm.hpp"
 #include "nn/rng.hpp"
 
 #include <cmath>
@@ -202,6 +203,21 @@ TEST(MpiTensorParallel, ShardsGiveTheWholeModelsLossAndGradients) {
         EXPECT_LT(std::sqrt(num / std::max(den, 1e-30)), 1e-5) << p.name << " tp " << t << " tied " << tied;
       }
     }
+}
+
+// Where NCCL cannot run (no GPU, no libnccl, or built without CUDA: every CI machine), asking for
+// the NCCL communicator fails on every rank with the reason, instead of hanging in its bootstrap.
+// Its tensor operations run only on a GPU machine (issue 10's test-gpu).
+TEST(MpiNccl, UnavailableIsAClearErrorOnEveryRank) {
+  const std::string why = cuda::nccl_unavailable_reason();
+  if (why.empty()) GTEST_SKIP() << "NCCL and a GPU are usable here: covered by the GPU suite";
+  auto& w = dynamic_cast<dist::MpiCommunicator&>(dist::Context::get().world());
+  try {
+    cuda::make_nccl_communicator(w.split(0, w.rank()));
+    ADD_FAILURE() << "no error";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(std::string(e.what()), "NCCL communicator: " + why);
+  }
 }
 
 // Every rank writes its own shard into one output directory, which appears only when all are
