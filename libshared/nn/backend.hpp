@@ -49,13 +49,16 @@ class Backend {
 
   // out[N,C] = inp / rms(inp) * w; rstd[N] = 1 / sqrt(mean(inp^2) + eps)
   virtual void rmsnorm_fwd(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) = 0;
-  // dinp[N,C] +=, dw[C] +=
+  // dinp[N,C] +=, dw[C] += (dw null: skipped, a frozen norm)
   virtual void rmsnorm_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
                            const float* rstd, int N, int C) = 0;
 
   // out[N,O] = inp[N,I] w[O,I]^T
   virtual void matmul_fwd(float* out, const float* inp, const float* w, int N, int I, int O) = 0;
-  // dinp[N,I] = (accumulate ? dinp : 0) + dout w; dw[O,I] += dout^T inp
+  // out[N,O] += inp[N,I] w[O,I]^T (a LoRA update added to its base's output)
+  virtual void matmul_fwd_acc(float* out, const float* inp, const float* w, int N, int I, int O) = 0;
+  // dinp[N,I] = (accumulate ? dinp : 0) + dout w; dw[O,I] += dout^T inp. dinp or dw null: that
+  // half is skipped (a frozen base weight has no gradient).
   virtual void matmul_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int N, int I,
                           int O, bool accumulate_dinp) = 0;
 
@@ -91,6 +94,15 @@ class Backend {
 
   // a[n] += b[n]
   virtual void add_inplace(float* a, const float* b, size_t n) = 0;
+
+  // Inverted dropout on x[N, I], a slice of columns [col0, col0 + I) of a logical [N, width]
+  // input: mask = keep / (1 - p), kept with probability 1 - p by a hash of (seed, n * width +
+  // col0 + i), so the same element gets the same mask whatever the tensor-parallel cut and thread
+  // count. mask[N,I] =, u[N,I] = x * mask.
+  virtual void dropout_fwd(float* u, float* mask, const float* x, int N, int I, int width, int col0, float p,
+                           uint64_t seed) = 0;
+  // a[n] += b[n] * c[n]
+  virtual void mul_acc(float* a, const float* b, const float* c, size_t n) = 0;
 
   // Softmax cross-entropy over logits[N,V] with targets[N] (-1: no loss at that row):
   // losses[N] = -log softmax(logits)[target] (0 where ignored). With grad_scale != 0 the

@@ -20,6 +20,7 @@
 #include "core/error.hpp"
 #include "nn/arena.hpp"
 #include "nn/backend.hpp"
+#include "nn/rng.hpp"
 #include "nn/fast_math.hpp"
 
 extern "C" void openblas_set_num_threads(int);
@@ -117,21 +118,25 @@ class CpuBackend final : public Backend {
         }
       }
     }
-    for (int t = 0; t < threads_; ++t) {
-      const float* p = partial + size_t(t) * C;
-      for (int c = 0; c < C; ++c) dw[c] += p[c];
-    }
+    if (dw)
+      for (int t = 0; t < threads_; ++t) {
+        const float* p = partial + size_t(t) * C;
+        for (int c = 0; c < C; ++c) dw[c] += p[c];
+      }
   }
 
   void matmul_fwd(float* out, const float* inp, const float* w, int N, int I, int O) override {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, I, 1.0f, inp, I, w, I, 0.0f, out, O);
+  }
+  void matmul_fwd_acc(float* out, const float* inp, const float* w, int N, int I, int O) override {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, O, I, 1.0f, inp, I, w, I, 1.0f, out, O);
   }
   void matmul_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int N, int I, int O,
                   bool accumulate_dinp) override {
     if (dinp)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, I, O, 1.0f, dout, O, w, I, accumulate_dinp ? 1.0f : 0.0f,
                   dinp, I);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dw, I);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dw, I);
   }
 
   void rope_fwd(float* x, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) override {
@@ -324,6 +329,22 @@ class CpuBackend final : public Backend {
       }
       losses[n] = float(std::log(sum) + double(mx) - double(ly));
     }
+  }
+
+  void dropout_fwd(float* u, float* mask, const float* x, int N, int I, int width, int col0, float p,
+                   uint64_t seed) override {
+    const float keep_scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < I; ++i) {
+        const size_t k = size_t(n) * I + i;
+        mask[k] = hash_uniform(seed, uint64_t(n) * uint64_t(width) + uint64_t(col0 + i)) >= p ? keep_scale : 0.0f;
+        u[k] = x[k] * mask[k];
+      }
+  }
+  void mul_acc(float* a, const float* b, const float* c, size_t n) override {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; ++i) a[i] += b[i] * c[i];
   }
 
   void vocab_ce_max(float* rowmax, const float* logits, int N, int V) override {

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "nn/arena.hpp"
 #include "nn/backend.hpp"
+#include "nn/rng.hpp"
 
 namespace bellows::nn {
 namespace {
@@ -58,7 +59,7 @@ class RefBackend final : public Backend {
       for (int c = 0; c < C; ++c) {
         const double xhat = x[c] * r;
         dinp[size_t(n) * C + c] += float(r * (double(dy[c]) * w[c] - xhat * mean));
-        dw[c] += float(double(dy[c]) * xhat);
+        if (dw) dw[c] += float(double(dy[c]) * xhat);
       }
     }
   }
@@ -71,14 +72,24 @@ class RefBackend final : public Backend {
         out[size_t(n) * O + o] = float(s);
       }
   }
+  void matmul_fwd_acc(float* out, const float* inp, const float* w, int N, int I, int O) override {
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < O; ++o) {
+        double s = 0;
+        for (int i = 0; i < I; ++i) s += double(inp[size_t(n) * I + i]) * w[size_t(o) * I + i];
+        out[size_t(n) * O + o] = float(out[size_t(n) * O + o] + s);
+      }
+  }
   void matmul_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int N, int I, int O,
                   bool accumulate_dinp) override {
+    if (dinp)
     for (int n = 0; n < N; ++n)
       for (int i = 0; i < I; ++i) {
         double s = accumulate_dinp ? dinp[size_t(n) * I + i] : 0.0;
         for (int o = 0; o < O; ++o) s += double(dout[size_t(n) * O + o]) * w[size_t(o) * I + i];
         dinp[size_t(n) * I + i] = float(s);
       }
+    if (dw)
     for (int o = 0; o < O; ++o)
       for (int i = 0; i < I; ++i) {
         double s = dw[size_t(o) * I + i];
@@ -260,6 +271,20 @@ class RefBackend final : public Backend {
           l[i] = float((p - (i == targets[n] ? 1.0 : 0.0)) * grad_scale);
         }
     }
+  }
+
+  void dropout_fwd(float* u, float* mask, const float* x, int N, int I, int width, int col0, float p,
+                   uint64_t seed) override {
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < I; ++i) {
+        const size_t k = size_t(n) * I + i;
+        const bool keep = hash_uniform(seed, uint64_t(n) * uint64_t(width) + uint64_t(col0 + i)) >= p;
+        mask[k] = keep ? 1.0f / (1.0f - p) : 0.0f;
+        u[k] = x[k] * mask[k];
+      }
+  }
+  void mul_acc(float* a, const float* b, const float* c, size_t n) override {
+    for (size_t i = 0; i < n; ++i) a[i] += b[i] * c[i];
   }
 
   void vocab_ce_max(float* rowmax, const float* logits, int N, int V) override {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "nn/lora.hpp"
 #include "nn/rng.hpp"
 
 namespace bellows::nn {
@@ -143,7 +144,8 @@ size_t LlamaModel::activation_floats(const LlamaConfig& c, int B, int T, Recompu
   return layers + resid + head + grads;
 }
 
-LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute, const ModelParallel& par)
+LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute, const ModelParallel& par,
+                       const LoraConfig* lora)
     : cfg_(cfg), be_(be), par_(par), B_(B), T_(T), N_(B * T), C_(int(cfg.hidden_size)), F_(int(cfg.intermediate_size)),
       H_(int(cfg.num_attention_heads)), KV_(int(cfg.num_key_value_heads)), D_(int(cfg.head_dim())),
       V_(int(cfg.vocab_size)), L_(0), recompute_(recompute) {
@@ -167,7 +169,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recomp
   layout_ = ParamLayout::of(cfg_, sh);
   n_params_ = layout_.total;
   params_ = be_.alloc(n_params_);
-  grads_ = be_.alloc(n_params_);
+  if (!lora) grads_ = be_.alloc(n_params_);  // a frozen base gets no gradient buffer
 
   // RoPE tables for the positions a row can hold.
   const int max_pos = int(std::min<int64_t>(cfg_.max_position_embeddings, T));
@@ -219,6 +221,56 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recomp
         acts.push_back(a);
       }
   }
+  if (lora) {
+    check_lora(cfg_, *lora);
+    lora_rank_ = lora->rank;
+    lora_scale_ = float(lora->scale());
+    lora_dropout_ = float(lora->dropout);
+    const int tp = sh.tp_rank;
+    // The base linears as this rank holds them (in, out), and their inputs' logical widths.
+    const int HDl = H_ * D_, KVDl = KV_ * D_;
+    lora_dims_[int(LoraTarget::q)] = {C_, HDl, C_, 0};
+    lora_dims_[int(LoraTarget::k)] = {C_, KVDl, C_, 0};
+    lora_dims_[int(LoraTarget::v)] = {C_, KVDl, C_, 0};
+    lora_dims_[int(LoraTarget::o)] = {HDl, C_, HDl * t, HDl * tp};
+    lora_dims_[int(LoraTarget::gate)] = {C_, F_, C_, 0};
+    lora_dims_[int(LoraTarget::up)] = {C_, F_, C_, 0};
+    lora_dims_[int(LoraTarget::down)] = {F_, C_, F_ * t, F_ * tp};
+    lora_specs_ = lora_param_specs(cfg_, *lora, sh);
+    n_lora_ = lora_specs_.empty() ? 0 : lora_specs_.back().offset + lora_specs_.back().numel;
+    lora_params_ = be_.alloc(std::max<size_t>(1, n_lora_));
+    lora_grads_ = be_.alloc(std::max<size_t>(1, n_lora_));
+    size_t i = 0;
+    lora_layout_.resize(size_t(L_));
+    for (int l = 0; l < L_; ++l)
+      for (LoraTarget tg : lora->targets) {
+        LoraLayer& ll = lora_layout_[size_t(l)];
+        ll.on[int(tg)] = true;
+        ll.a[int(tg)] = lora_specs_[i++].offset;
+        ll.b[int(tg)] = lora_specs_[i++].offset;
+      }
+    int max_in = 0;
+    for (const auto& d : lora_dims_) max_in = std::max(max_in, d.in);
+    lora_dt_ = be_.alloc(N * size_t(lora_rank_));
+    lora_u_ = be_.alloc(N * size_t(max_in));
+    auto alloc_lora = [&]() {
+      LoraAct a;
+      for (LoraTarget tg : lora->targets) {
+        a.t[int(tg)] = be_.alloc(N * size_t(lora_rank_));
+        if (lora_dropout_ > 0) a.mask[int(tg)] = be_.alloc(N * size_t(lora_dims_[int(tg)].in));
+      }
+      return a;
+    };
+    lora_act_.resize(size_t(slots));
+    if (recompute_ == Recompute::full) {
+      const LoraAct shared = alloc_lora();
+      for (auto& a : lora_act_) a.assign(size_t(L_), shared);
+    } else {
+      for (auto& acts : lora_act_)
+        for (int l = 0; l < L_; ++l) acts.push_back(alloc_lora());
+    }
+    dropout_seed_.assign(size_t(slots), 0);
+  }
   if (sh.has_head) {
     lnf_ = be_.alloc(N * C);
     rstdf_ = be_.alloc(N);
@@ -266,6 +318,73 @@ void LlamaModel::init_weights(uint64_t seed, double stddev) {
   }
 }
 
+void LlamaModel::init_lora(uint64_t seed) {
+  BELLOWS_CHECK(has_lora(), "init_lora without adapters");
+  std::vector<float> host;
+  for (const auto& p : lora_specs_) {
+    host.assign(p.numel, 0.0f);
+    if (p.name.back() == 'A') {
+      // Element (i, j) of the logical [r, in] A is the (i * in + j)-th uniform of its stream.
+      const double bound = 1.0 / std::sqrt(double(p.global_shape[1]));
+      Rng rng(seed, p.name);
+      const uint64_t cols = uint64_t(p.global_shape[1]), n_cols = uint64_t(p.shape[1]);
+      const uint64_t col0 = p.split_dim == 1 ? uint64_t(p.split_begin) : 0;
+      for (uint64_t i = 0; i < uint64_t(p.shape[0]); ++i) {
+        rng.skip(col0);
+        for (uint64_t j = 0; j < n_cols; ++j) host[i * n_cols + j] = float((2 * rng.uniform() - 1) * bound);
+        rng.skip(cols - col0 - n_cols);
+      }
+    }
+    be_.upload(lora_params_ + p.offset, host.data(), p.numel);
+  }
+}
+
+void LlamaModel::set_dropout_seed(uint64_t seed, int slot) {
+  if (has_lora()) dropout_seed_[size_t(slot)] = seed;
+}
+
+void LlamaModel::lora_forward(int slot, int l, int t, const float* x, float* y) {
+  const LoraLayer& w = lora_layout_[size_t(l)];
+  if (!w.on[t]) return;
+  const LoraDims& d = lora_dims_[t];
+  const LoraAct& a = lora_act_[size_t(slot)][size_t(l)];
+  const float* u = x;
+  if (lora_dropout_ > 0) {
+    // One mask stream per (micro-batch, layer, target): the global layer index keeps it the
+    // same under any pipeline cut.
+    const uint64_t seed = dropout_seed_[size_t(slot)] ^ (uint64_t(par_.shard.layer_begin + l) * 8 + uint64_t(t) + 1) *
+                                                            0xD1B54A32D192ED03ull;
+    be_.dropout_fwd(lora_u_, a.mask[t], x, N_, d.in, d.width, d.col0, lora_dropout_, seed);
+    u = lora_u_;
+  }
+  be_.matmul_fwd(a.t[t], u, lora_params_ + w.a[t], N_, d.in, lora_rank_);
+  be_.scale(a.t[t], size_t(N_) * size_t(lora_rank_), lora_scale_);
+  be_.matmul_fwd_acc(y, a.t[t], lora_params_ + w.b[t], N_, lora_rank_, d.out);
+}
+
+void LlamaModel::lora_backward(int slot, int l, int t, const float* dy, const float* x, float* dx) {
+  const LoraLayer& w = lora_layout_[size_t(l)];
+  if (!w.on[t]) return;
+  const LoraDims& d = lora_dims_[t];
+  const LoraAct& a = lora_act_[size_t(slot)][size_t(l)];
+  // t = s u A^T was kept scaled: dB += dy^T t, and d(u A^T) = s dy B.
+  be_.matmul_bwd(lora_dt_, lora_grads_ + w.b[t], dy, a.t[t], lora_params_ + w.b[t], N_, lora_rank_, d.out, false);
+  be_.scale(lora_dt_, size_t(N_) * size_t(lora_rank_), lora_scale_);
+  const size_t n_in = size_t(N_) * size_t(d.in);
+  if (lora_dropout_ > 0) {
+    // u = x * mask again (the scratch held other targets' inputs since the forward): dA += dt^T u,
+    // then du = dt A into the same scratch, and dx += du * mask.
+    float* u = lora_u_;
+    be_.zero(u, n_in);
+    be_.mul_acc(u, x, a.mask[t], n_in);
+    be_.matmul_bwd(nullptr, lora_grads_ + w.a[t], lora_dt_, u, lora_params_ + w.a[t], N_, d.in, lora_rank_, false);
+    be_.matmul_bwd(u, nullptr, lora_dt_, nullptr, lora_params_ + w.a[t], N_, d.in, lora_rank_, false);
+    be_.mul_acc(dx, u, a.mask[t], n_in);
+  } else {
+    be_.matmul_bwd(dx, lora_grads_ + w.a[t], lora_dt_, x, lora_params_ + w.a[t], N_, d.in, lora_rank_, true);
+  }
+}
+
 void LlamaModel::set_batch(const int32_t* ids, const int32_t* targets, const int32_t* pos, const int32_t* doc_start,
                            int slot) {
   BELLOWS_CHECK(slot >= 0 && slot < par_.slots, "no such micro-batch slot");
@@ -306,17 +425,28 @@ void LlamaModel::layer_forward(int slot, int l) {
   be_.matmul_fwd(a.q, a.ln1, P(w.q), N_, C_, H_ * D_);
   be_.matmul_fwd(a.k, a.ln1, P(w.k), N_, C_, KV_ * D_);
   be_.matmul_fwd(a.v, a.ln1, P(w.v), N_, C_, KV_ * D_);
+  if (has_lora()) {
+    lora_forward(slot, l, int(LoraTarget::q), a.ln1, a.q);
+    lora_forward(slot, l, int(LoraTarget::k), a.ln1, a.k);
+    lora_forward(slot, l, int(LoraTarget::v), a.ln1, a.v);
+  }
   be_.rope_fwd(a.q, in.pos, rope_cos_, rope_sin_, N_, H_, D_);
   be_.rope_fwd(a.k, in.pos, rope_cos_, rope_sin_, N_, KV_, D_);
   be_.attention_fwd(a.atty, a.att, a.q, a.k, a.v, in.doc_start, B_, T_, H_, KV_, D_);
   be_.matmul_fwd(a.resid_mid, a.atty, P(w.o), N_, H_ * D_, C_);
+  if (has_lora()) lora_forward(slot, l, int(LoraTarget::o), a.atty, a.resid_mid);
   tp_allreduce(a.resid_mid, size_t(N_) * C_);  // row parallel: each rank summed its heads' share
   be_.add_inplace(a.resid_mid, x, size_t(N_) * C_);
   be_.rmsnorm_fwd(a.ln2, a.rstd2, a.resid_mid, P(w.mlp_norm), N_, C_, eps);
   be_.matmul_fwd(a.gate, a.ln2, P(w.gate), N_, C_, F_);
   be_.matmul_fwd(a.up, a.ln2, P(w.up), N_, C_, F_);
+  if (has_lora()) {
+    lora_forward(slot, l, int(LoraTarget::gate), a.ln2, a.gate);
+    lora_forward(slot, l, int(LoraTarget::up), a.ln2, a.up);
+  }
   be_.swiglu_fwd(a.h, a.gate, a.up, size_t(N_) * F_);
   be_.matmul_fwd(out, a.h, P(w.down), N_, F_, C_);
+  if (has_lora()) lora_forward(slot, l, int(LoraTarget::down), a.h, out);
   tp_allreduce(out, size_t(N_) * C_);
   be_.add_inplace(out, a.resid_mid, size_t(N_) * C_);
 }
@@ -367,19 +497,30 @@ void LlamaModel::layer_backward(int slot, int l) {
   }
   // dresid_ holds d loss / d out (the layer's output). MLP block: out = h Wd^T + resid_mid.
   be_.matmul_bwd(dh_, G(w.down), dresid_, a.h, P(w.down), N_, F_, C_, false);
+  if (has_lora()) lora_backward(slot, l, int(LoraTarget::down), dresid_, a.h, dh_);
   be_.swiglu_bwd(dgate_, dup_, dh_, a.gate, a.up, size_t(N_) * F_);
   be_.matmul_bwd(dln_, G(w.gate), dgate_, a.ln2, P(w.gate), N_, C_, F_, false);
   be_.matmul_bwd(dln_, G(w.up), dup_, a.ln2, P(w.up), N_, C_, F_, true);
+  if (has_lora()) {
+    lora_backward(slot, l, int(LoraTarget::gate), dgate_, a.ln2, dln_);
+    lora_backward(slot, l, int(LoraTarget::up), dup_, a.ln2, dln_);
+  }
   tp_allreduce(dln_, size_t(N_) * C_);  // column parallel: each rank's share of d ln2
   be_.rmsnorm_bwd(dresid_, G(w.mlp_norm), dln_, a.resid_mid, P(w.mlp_norm), a.rstd2, N_, C_);
   // dresid_ = d loss / d resid_mid. Attention block: resid_mid = x + atty Wo^T.
   be_.matmul_bwd(datty_, G(w.o), dresid_, a.atty, P(w.o), N_, H_ * D_, C_, false);
+  if (has_lora()) lora_backward(slot, l, int(LoraTarget::o), dresid_, a.atty, datty_);
   be_.attention_bwd(dq_, dk_, dv_, datty_, a.q, a.k, a.v, a.att, in.doc_start, B_, T_, H_, KV_, D_);
   be_.rope_bwd(dq_, in.pos, rope_cos_, rope_sin_, N_, H_, D_);
   be_.rope_bwd(dk_, in.pos, rope_cos_, rope_sin_, N_, KV_, D_);
   be_.matmul_bwd(dln_, G(w.q), dq_, a.ln1, P(w.q), N_, C_, H_ * D_, false);
   be_.matmul_bwd(dln_, G(w.k), dk_, a.ln1, P(w.k), N_, C_, KV_ * D_, true);
   be_.matmul_bwd(dln_, G(w.v), dv_, a.ln1, P(w.v), N_, C_, KV_ * D_, true);
+  if (has_lora()) {
+    lora_backward(slot, l, int(LoraTarget::q), dq_, a.ln1, dln_);
+    lora_backward(slot, l, int(LoraTarget::k), dk_, a.ln1, dln_);
+    lora_backward(slot, l, int(LoraTarget::v), dv_, a.ln1, dln_);
+  }
   tp_allreduce(dln_, size_t(N_) * C_);
   be_.rmsnorm_bwd(dresid_, G(w.attn_norm), dln_, x, P(w.attn_norm), a.rstd1, N_, C_);
   // dresid_ = d loss / d x, the previous layer's output.
@@ -396,7 +537,7 @@ void LlamaModel::backward(int slot) {
                     rstdf_, N_, C_);
   }
   for (int l = L_ - 1; l >= 0; --l) layer_backward(slot, l);
-  if (par_.shard.has_embedding) be_.embedding_bwd(G(layout_.embed), dresid_, in_[size_t(slot)].ids, N_, C_);
+  if (par_.shard.has_embedding && grads_) be_.embedding_bwd(G(layout_.embed), dresid_, in_[size_t(slot)].ids, N_, C_);
 }
 
 }  // namespace bellows::nn

@@ -17,6 +17,8 @@
 
 namespace bellows::nn {
 
+struct LoraConfig;
+
 // The part of the model one rank holds under tensor and pipeline parallelism (Megatron's cuts):
 // the layers of its pipeline stage, the embedding on the first stage, the final norm and head on
 // the last; within those, its tensor-parallel slice: q/k/v and gate/up by output rows (column
@@ -56,6 +58,9 @@ struct ParamSpec {
   // The last pipeline stage's copy of tied embeddings (the lm_head role; the first stage owns
   // the tensor): its gradient is added to the owner's, and it is not saved.
   bool tied_copy = false;
+  // Whole on every tensor-parallel rank, but each rank's gradient is only its share (a LoRA
+  // factor beside a split base linear): the group's sum is the gradient.
+  bool tp_grad_partial = false;
 };
 
 // The parameter list of a config, with offsets; the order every checkpoint and buffer uses.
@@ -101,14 +106,30 @@ const char* to_string(Recompute r);
 
 class LlamaModel {
  public:
+  // With `lora`, the base is frozen (no gradient buffer; its matmuls compute input gradients
+  // only) and adapters on lora->targets are what trains.
   LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute = Recompute::none,
-             const ModelParallel& par = {});
+             const ModelParallel& par = {}, const LoraConfig* lora = nullptr);
 
   const LlamaConfig& config() const { return cfg_; }
   const std::vector<ParamSpec>& params() const { return specs_; }
   size_t num_params() const { return n_params_; }
   float* param_data() { return params_; }
-  float* grad_data() { return grads_; }
+  float* grad_data() { return grads_; }  // null when the base is frozen (LoRA)
+
+  // What the optimizer updates: the base's parameters, or with LoRA the adapters' (their own
+  // buffer, lora_param_specs order).
+  bool has_lora() const { return lora_rank_ > 0; }
+  const std::vector<ParamSpec>& trainable_specs() const { return has_lora() ? lora_specs_ : specs_; }
+  size_t num_trainable() const { return has_lora() ? n_lora_ : n_params_; }
+  float* trainable_data() { return has_lora() ? lora_params_ : params_; }
+  float* trainable_grad() { return has_lora() ? lora_grads_ : grads_; }
+  // peft's initialisation: A ~ U(-1/sqrt(in), 1/sqrt(in)) (Kaiming-uniform with a = sqrt(5)) from
+  // a stream per tensor (layout-independent, as init_weights), B = 0.
+  void init_lora(uint64_t seed);
+  // The stream of the adapters' dropout masks for the next forward of `slot` (one per
+  // micro-batch; a recomputed forward draws the same masks).
+  void set_dropout_seed(uint64_t seed, int slot = 0);
   int batch() const { return B_; }
   int seq_len() const { return T_; }
   Backend& backend() { return be_; }
@@ -162,10 +183,14 @@ class LlamaModel {
   };
   void layer_forward(int slot, int l);
   void layer_backward(int slot, int l);
+  // The adapter of target `t` (0..6, LoraTarget order) on layer l: y += s (drop(x) A^T) B^T, and
+  // its backward (dx += ..., the factors' gradients +=).
+  void lora_forward(int slot, int l, int t, const float* x, float* y);
+  void lora_backward(int slot, int l, int t, const float* dy, const float* x, float* dx);
   void tp_allreduce(float* x, size_t n);
   void loss_forward(float grad_scale, int slot);
   float* P(size_t off) { return params_ + off; }
-  float* G(size_t off) { return grads_ + off; }
+  float* G(size_t off) { return grads_ ? grads_ + off : nullptr; }
 
   LlamaConfig cfg_;
   Backend& be_;
@@ -212,6 +237,32 @@ class LlamaModel {
   float* dup_ = nullptr;     // [N,F]
   size_t act_bytes_ = 0;
   std::vector<float> host_losses_;  // [N]
+
+  // --- LoRA (lora_rank_ 0: none) ---
+  int lora_rank_ = 0;
+  float lora_scale_ = 0, lora_dropout_ = 0;
+  struct LoraDims {
+    int in, out;         // the base linear's as this rank holds it
+    int width, col0;     // its input's logical width and this rank's first column (dropout masks)
+  };
+  LoraDims lora_dims_[7] = {};
+  struct LoraLayer {
+    bool on[7] = {};
+    size_t a[7] = {}, b[7] = {};  // offsets into lora_params_ / lora_grads_
+  };
+  std::vector<LoraLayer> lora_layout_;  // [L]
+  struct LoraAct {
+    float* t[7] = {};     // [N, r] s * (drop(x) A^T)
+    float* mask[7] = {};  // [N, in] dropout multipliers (only with dropout)
+  };
+  std::vector<std::vector<LoraAct>> lora_act_;  // [slots][L]
+  std::vector<ParamSpec> lora_specs_;
+  size_t n_lora_ = 0;
+  float* lora_params_ = nullptr;
+  float* lora_grads_ = nullptr;
+  float* lora_dt_ = nullptr;  // [N, r] gradient scratch
+  float* lora_u_ = nullptr;   // [N, max in] dropped-out input / its gradient (scratch)
+  std::vector<uint64_t> dropout_seed_;  // [slots]
 };
 
 }  // namespace bellows::nn

@@ -12,6 +12,7 @@
 #include "nn/backend.hpp"
 #include "nn/config.hpp"
 #include "nn/llama.hpp"
+#include "nn/lora.hpp"
 #include "core/error.hpp"
 #include "nn/rng.hpp"
 #include "dist/comm.hpp"
@@ -676,5 +677,142 @@ TEST(NnModel, PipelineStagesChainedEqualTheWholeModel) {
       else
         EXPECT_EQ(got[p.name], want) << p.name << " tied " << tied;
     }
+  }
+}
+
+// --- LoRA ---------------------------------------------------------------------------------------
+
+namespace {
+
+LoraConfig tiny_lora(double dropout) {
+  LoraConfig l;
+  l.rank = 3;
+  l.alpha = 6;
+  l.dropout = dropout;
+  l.targets = parse_lora_targets("all");
+  return l;
+}
+
+struct LoraRun {
+  double loss;
+  std::vector<float> grads;  // the adapters'
+};
+
+// One forward/backward of a LoRA model on the tiny batch, with the adapters set to `lora_params`
+// when given (B is zero after init_lora: the tests give it values).
+LoraRun run_lora(Backend& be, const LlamaConfig& c, const LoraConfig& l, const std::vector<float>& lora_params,
+                 Recompute rc = Recompute::none) {
+  const int B = 2, T = 8;
+  LlamaModel m(c, be, B, T, rc, {}, &l);
+  m.init_weights(1);
+  be.upload(m.trainable_data(), lora_params.data(), lora_params.size());
+  be.zero(m.trainable_grad(), m.num_trainable());
+  Batch b = tiny_batch(B, T, int(c.vocab_size));
+  m.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
+  m.set_dropout_seed(77);
+  LoraRun r;
+  r.loss = m.forward(1.0f);
+  m.backward();
+  r.grads.resize(m.num_trainable());
+  be.download(r.grads.data(), m.trainable_grad(), r.grads.size());
+  return r;
+}
+
+std::vector<float> random_lora(const LlamaConfig& c, const LoraConfig& l) {
+  const auto specs = lora_param_specs(c, l);
+  return randn(specs.back().offset + specs.back().numel, 41, 0.3);
+}
+
+}  // namespace
+
+// Freshly initialised adapters (B = 0) leave the base's loss exactly as it is, and the base gets
+// no gradient buffer.
+TEST(NnLora, FreshAdaptersChangeNothingAndTheBaseIsFrozen) {
+  Backends b;
+  auto c = tiny_config(false);
+  const LoraConfig l = tiny_lora(0.0);
+  LlamaModel base(c, *b.cpu, 2, 8), tuned(c, *b.cpu, 2, 8, Recompute::none, {}, &l);
+  base.init_weights(1);
+  tuned.init_weights(1);
+  tuned.init_lora(3);
+  EXPECT_EQ(tuned.grad_data(), nullptr);
+  Batch batch = tiny_batch(2, 8, int(c.vocab_size));
+  for (LlamaModel* m : {&base, &tuned}) m->set_batch(batch.ids.data(), batch.targets.data(), batch.pos.data(), batch.doc_start.data());
+  EXPECT_EQ(base.forward(0.0f), tuned.forward(0.0f));
+  // A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0
+  std::vector<float> p(tuned.num_trainable());
+  b.cpu->download(p.data(), tuned.trainable_data(), p.size());
+  for (const auto& s : tuned.trainable_specs()) {
+    const double bound = 1.0 / std::sqrt(double(s.shape[1]));
+    for (size_t i = 0; i < s.numel; ++i) {
+      if (s.name.back() == 'B') ASSERT_EQ(p[s.offset + i], 0.0f) << s.name;
+      else ASSERT_LE(std::abs(p[s.offset + i]), bound) << s.name;
+    }
+  }
+}
+
+// The adapters' gradients against finite differences (reference backend), with and without
+// dropout (its masks are a function of the seed, so the loss is a function of the parameters);
+// the fast backend against the reference; recomputation bit-identical.
+TEST(NnLora, GradientsMatchFiniteDifferencesFastAndRecompute) {
+  Backends b;
+  auto c = tiny_config(false);
+  for (double dropout : {0.0, 0.3}) {
+    const LoraConfig l = tiny_lora(dropout);
+    std::vector<float> p = random_lora(c, l);
+    const LoraRun base = run_lora(*b.ref, c, l, p);
+    for (const auto& s : lora_param_specs(c, l)) {
+      std::vector<float> fd, an;
+      for (size_t j = 0; j < 3; ++j) {
+        const size_t i = s.offset + (j * 7) % s.numel;
+        const float keep = p[i];
+        const double h = 2e-3;
+        p[i] = keep + float(h);
+        const double up = run_lora(*b.ref, c, l, p).loss;
+        p[i] = keep - float(h);
+        const double down = run_lora(*b.ref, c, l, p).loss;
+        p[i] = keep;
+        fd.push_back(float((up - down) / (2 * h)));
+        an.push_back(base.grads[i]);
+      }
+      EXPECT_LT(rel(an, fd), 5e-2) << s.name << " dropout " << dropout << ": " << ::testing::PrintToString(an) << " vs " << ::testing::PrintToString(fd);
+    }
+    const LoraRun fast = run_lora(*b.cpu, c, l, p);
+    EXPECT_NEAR(fast.loss / base.loss, 1.0, 1e-5);
+    EXPECT_LT(rel(fast.grads, base.grads), 1e-4) << "dropout " << dropout;
+    for (Recompute rc : {Recompute::selective, Recompute::full}) {
+      const LoraRun r = run_lora(*b.cpu, c, l, p, rc);
+      EXPECT_EQ(r.loss, fast.loss) << to_string(rc);
+      EXPECT_EQ(r.grads, fast.grads) << to_string(rc);
+    }
+  }
+}
+
+// A dropout mask depends on the element's place in the logical input, not on how it is cut: the
+// columns [3, 7) of a width-10 input get the masks those columns get in the whole.
+TEST(NnLora, DropoutMasksDoNotDependOnTheCut) {
+  Backends b;
+  const int N = 5, W = 10;
+  auto x = randn(size_t(N) * W, 50);
+  for (Backend* be : {b.ref.get(), b.cpu.get()}) {
+    Dev d{*be};
+    float* u = be->alloc(size_t(N) * W);
+    float* mask = be->alloc(size_t(N) * W);
+    be->dropout_fwd(u, mask, d.put(x), N, W, W, 0, 0.4f, 9);
+    const auto whole = d.get(mask, size_t(N) * W);
+    std::vector<float> part;
+    for (int n = 0; n < N; ++n) part.insert(part.end(), x.begin() + n * W + 3, x.begin() + n * W + 7);
+    float* u2 = be->alloc(size_t(N) * 4);
+    float* m2 = be->alloc(size_t(N) * 4);
+    be->dropout_fwd(u2, m2, d.put(part), N, 4, W, 3, 0.4f, 9);
+    const auto sliced = d.get(m2, size_t(N) * 4);
+    size_t dropped = 0;
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < 4; ++i) {
+        ASSERT_EQ(sliced[size_t(n * 4 + i)], whole[size_t(n * W + 3 + i)]);
+        dropped += sliced[size_t(n * 4 + i)] == 0.0f;
+      }
+    EXPECT_GT(dropped, 0u);
+    EXPECT_LT(dropped, 20u);
   }
 }

@@ -175,6 +175,11 @@ void DistributedOptimizer::for_owned(F&& f) const {
 }
 
 void DistributedOptimizer::reduce_gradients(float* grads) {
+  // A factor whole on every tensor-parallel rank beside a split base linear (LoRA): each rank
+  // computed its share of the gradient.
+  if (ps_.grid().tp() > 1)
+    for (const auto& p : specs_)
+      if (p.tp_grad_partial) ps_.tp().allreduce(grads + p.offset, p.numel, dist::ReduceOp::sum);
   if (dist::Communicator* e = ps_.embedding_group()) {
     for (const auto& p : specs_)
       if (p.name == "model.embed_tokens.weight") e->allreduce(grads + p.offset, p.numel, dist::ReduceOp::sum);

@@ -15,6 +15,7 @@
 #include "io/doc_shard.hpp"
 #include "io/safe_output.hpp"
 #include "nn/llama.hpp"
+#include "nn/lora.hpp"
 #include "cuda/nccl_comm.hpp"
 #include "nn/rng.hpp"
 
@@ -217,6 +218,103 @@ TEST(MpiNccl, UnavailableIsAClearErrorOnEveryRank) {
     ADD_FAILURE() << "no error";
   } catch (const RuntimeError& e) {
     EXPECT_EQ(std::string(e.what()), "NCCL communicator: " + why);
+  }
+}
+
+// LoRA under tensor parallelism (A whole beside column-parallel bases, B whole beside row-parallel
+// ones; dropout masks by logical position): the whole LoRA model's loss and adapter gradients,
+// once the partial gradients of the whole factors are summed over the group (the optimizer's job).
+TEST(MpiTensorParallel, LoraShardsGiveTheWholeModelsAdapterGradients) {
+  auto& w = dist::Context::get().world();
+  for (int t : {2, 4}) {
+    nn::LlamaConfig c = nn::preset("tiny", 101);
+    c.hidden_size = 32;
+    c.intermediate_size = 48;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 4;
+    c.num_hidden_layers = 2;
+    nn::LoraConfig l;
+    l.rank = 4;
+    l.alpha = 8;
+    l.dropout = 0.25;
+    l.targets = nn::parse_lora_targets("all");
+    const int B = 2, T = 6, N = B * T;
+    std::vector<int32_t> ids, targets, pos, start;
+    nn::Rng rng(12, "batch");
+    for (int n = 0; n < N; ++n) {
+      ids.push_back(int32_t(rng.below(101)));
+      targets.push_back(int32_t(rng.below(101)));
+      pos.push_back(n % T);
+      start.push_back(0);
+    }
+    auto run = [&](nn::LlamaModel& m, nn::Backend& be) {
+      m.init_weights(5);
+      m.init_lora(6);
+      // B = 0 after init: give it values so that every gradient path carries something.
+      std::vector<float> p(m.num_trainable());
+      be.download(p.data(), m.trainable_data(), p.size());
+      for (const auto& s : m.trainable_specs())
+        if (s.name.back() == 'B')
+          for (size_t i = 0; i < s.numel; ++i) p[s.offset + i] = 0.01f * float((i * 7 + s.offset) % 13) - 0.06f;
+      be.upload(m.trainable_data(), p.data(), p.size());
+      be.zero(m.trainable_grad(), m.num_trainable());
+      m.set_batch(ids.data(), targets.data(), pos.data(), start.data());
+      m.set_dropout_seed(99);
+      const double loss = m.forward(1.0f / N);
+      m.backward();
+      return loss;
+    };
+    auto be = nn::make_cpu_backend(1);
+    nn::LlamaModel whole(c, *be, B, T, nn::Recompute::none, {}, &l);
+    const double want = run(whole, *be);
+    auto group = w.split(w.rank() / t, w.rank());
+    nn::ModelParallel mp;
+    mp.shard.tp_rank = group->rank();
+    mp.shard.tp_size = t;
+    mp.tp = group.get();
+    auto be2 = nn::make_cpu_backend(1);
+    nn::LlamaModel shard(c, *be2, B, T, nn::Recompute::full, mp, &l);
+    // B's values above depend on the offset: set them from the whole model's by name instead.
+    const double got = [&] {
+      shard.init_weights(5);
+      std::map<std::string, const nn::ParamSpec*> by_name;
+      for (const auto& p : whole.trainable_specs()) by_name[p.name] = &p;
+      std::vector<float> p(shard.num_trainable());
+      for (const auto& s : shard.trainable_specs()) {
+        const nn::ParamSpec& q = *by_name.at(s.name);
+        for (size_t i = 0; i < s.numel; ++i) {
+          size_t r = i / size_t(s.shape[1]), col = i % size_t(s.shape[1]);
+          if (s.split_dim == 0) r += size_t(s.split_begin);
+          if (s.split_dim == 1) col += size_t(s.split_begin);
+          p[s.offset + i] = whole.trainable_data()[q.offset + r * size_t(q.shape[1]) + col];
+        }
+      }
+      be2->upload(shard.trainable_data(), p.data(), p.size());
+      be2->zero(shard.trainable_grad(), shard.num_trainable());
+      shard.set_batch(ids.data(), targets.data(), pos.data(), start.data());
+      shard.set_dropout_seed(99);
+      const double loss = shard.forward(1.0f / N);
+      shard.backward();
+      return loss;
+    }();
+    EXPECT_NEAR(got / want, 1.0, 1e-6) << "tp " << t;
+    std::map<std::string, const nn::ParamSpec*> by_name;
+    for (const auto& p : whole.trainable_specs()) by_name[p.name] = &p;
+    for (const auto& p : shard.trainable_specs()) {
+      if (p.tp_grad_partial) group->allreduce(shard.trainable_grad() + p.offset, p.numel, dist::ReduceOp::sum);
+      const nn::ParamSpec& q = *by_name.at(p.name);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < p.numel; ++i) {
+        size_t r = i / size_t(p.shape[1]), col = i % size_t(p.shape[1]);
+        if (p.split_dim == 0) r += size_t(p.split_begin);
+        if (p.split_dim == 1) col += size_t(p.split_begin);
+        const double a = shard.trainable_grad()[p.offset + i], b = whole.trainable_grad()[q.offset + r * size_t(q.shape[1]) + col];
+        num += (a - b) * (a - b);
+        den += b * b;
+      }
+      EXPECT_GT(den, 0.0) << p.name;
+      EXPECT_LT(std::sqrt(num / std::max(den, 1e-30)), 1e-5) << p.name << " tp " << t;
+    }
   }
 }
 
