@@ -19,6 +19,14 @@ inline double hash_uniform(uint64_t seed, uint64_t i) {
   return double(z >> 11) * 0x1.0p-53;
 }
 
+// A 64-bit seed derived from two numbers (a run's seed and, e.g., a sample index).
+inline uint64_t hash_seed(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 class Rng {
  public:
   explicit Rng(uint64_t seed, std::string_view stream = {}) {

@@ -14,9 +14,10 @@ namespace {
 
 // Samples [first, first + B) of n in file order into b (B x T); rows past the data (the last
 // batch) get valid ids and windows but no targets. Counts the targets into counts[V] when given.
-// Returns the rows filled from the data.
+// Returns the rows filled from the data; adds the targets they hold (every position for
+// pretraining shards, the loss-masked ones for SFT) to *targets.
 int fill_eval_batch(TokenData& data, Batch& b, int B, int T, uint64_t first, uint64_t n, bool doc_masking,
-                    std::vector<uint64_t>* counts) {
+                    std::vector<uint64_t>* counts, uint64_t* targets) {
   const int rows = int(std::min<uint64_t>(uint64_t(B), n - first));
   data.fill(b, T, first, rows, /*seed=*/0, /*shuffle=*/false, doc_masking);
   for (size_t i = size_t(rows) * size_t(T); i < size_t(B) * size_t(T); ++i) {
@@ -25,9 +26,11 @@ int fill_eval_batch(TokenData& data, Batch& b, int B, int T, uint64_t first, uin
     b.doc_start[i] = 0;
     b.pos[i] = int32_t(i % size_t(T));
   }
-  if (counts)
-    for (size_t i = 0; i < size_t(rows) * size_t(T); ++i)
-      if (b.targets[i] >= 0 && size_t(b.targets[i]) < counts->size()) ++(*counts)[size_t(b.targets[i])];
+  for (size_t i = 0; i < size_t(rows) * size_t(T); ++i) {
+    if (b.targets[i] < 0) continue;
+    ++*targets;
+    if (counts && size_t(b.targets[i]) < counts->size()) ++(*counts)[size_t(b.targets[i])];
+  }
   return rows;
 }
 
@@ -51,10 +54,9 @@ EvalResult evaluate(nn::LlamaModel& model, TokenData& data, Batch& b, uint64_t m
   double sum = 0;
   std::vector<uint64_t> counts(size_t(V), 0);
   for (uint64_t first = 0; first < n; first += uint64_t(B)) {
-    const int rows = fill_eval_batch(data, b, B, T, first, n, doc_masking, &counts);
+    const int rows = fill_eval_batch(data, b, B, T, first, n, doc_masking, &counts, &r.tokens);
     model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data());
     sum += model.forward(0.0f);
-    r.tokens += uint64_t(rows) * uint64_t(T);
     r.samples += uint64_t(rows);
     if (on_rows) on_rows(uint64_t(rows));
   }
@@ -77,10 +79,11 @@ EvalResult evaluate_parallel(nn::LlamaModel& model, ParallelState& ps, TokenData
   int64_t tokens = 0, samples = 0;
   const double sum = pipeline_forward(model, ps, mine, [&](int mb, int slot) {
     const uint64_t first = (me + uint64_t(mb) * d) * uint64_t(B);
-    const int rows = fill_eval_batch(data, b, B, T, first, n, doc_masking, reports ? &local_counts : nullptr);
+    uint64_t targets = 0;
+    const int rows = fill_eval_batch(data, b, B, T, first, n, doc_masking, reports ? &local_counts : nullptr, &targets);
     model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data(), slot);
     if (reports) {
-      tokens += int64_t(rows) * T;
+      tokens += int64_t(targets);
       samples += rows;
     }
     check_interrupt();

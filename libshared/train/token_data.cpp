@@ -9,24 +9,36 @@
 namespace bellows::train {
 namespace fs = std::filesystem;
 
-TokenData::TokenData(const std::string& dir, const std::string& split) {
+TokenData::TokenData(const std::string& dir, const std::string& split, TokenKind kind) : kind_(kind) {
   std::error_code ec;
   if (fs::is_regular_file(dir, ec)) {
     files_.push_back(dir);
   } else if (fs::is_directory(dir, ec)) {
+    // tokenize-pack --mode sft names its shards sft-*.h5 (it has no validation split): they are
+    // the training split of an SFT directory.
+    const std::string alt = kind == TokenKind::sft && split == "train" ? "sft-" : split + "-";
     for (const auto& e : fs::directory_iterator(dir)) {
       const std::string name = e.path().filename().string();
-      if (e.is_regular_file() && name.rfind(split + "-", 0) == 0 && e.path().extension() == ".h5")
+      if (e.is_regular_file() && (name.rfind(split + "-", 0) == 0 || name.rfind(alt, 0) == 0) && e.path().extension() == ".h5")
         files_.push_back(e.path().string());
     }
     std::sort(files_.begin(), files_.end());
   } else {
     throw UsageError("'" + dir + "' does not exist");
   }
-  if (files_.empty()) throw UsageError("'" + dir + "' holds no " + split + "-*.h5 token shards (tokenize-pack --mode pretrain writes them)");
+  const bool sft = kind == TokenKind::sft;
+  const std::string want = sft ? "tokens_sft" : "tokens_pretrain", mode = sft ? "sft" : "pretrain";
+  if (files_.empty())
+    throw UsageError("'" + dir + "' holds no " + split + "-*.h5 token shards (tokenize-pack --mode " + mode + " writes them)");
   for (const auto& f : files_) {
     Shard s;
-    s.reader = std::make_unique<io::ShardReader>(f, "tokens_pretrain");
+    {
+      const io::ShardReader any = io::ShardReader::open_any(f);
+      if (any.kind() != want)
+        throw UsageError(f + ": " + any.kind() + " shards, but " + (sft ? "SFT" : "pretraining") + " needs " + want +
+                         " (tokenize-pack --mode " + mode + ")");
+    }
+    s.reader = std::make_unique<io::ShardReader>(f, want);
     const uint64_t L = s.reader->attr_uint("seq_len"), V = s.reader->attr_uint("vocab_size");
     const std::string sha = s.reader->attr_string("tokenizer_sha256");
     if (shards_.empty()) {
@@ -40,15 +52,29 @@ TokenData::TokenData(const std::string& dir, const std::string& split) {
     }
     s.rows = s.reader->attr_uint("num_samples");
     s.first = total_;
-    s.doc_offsets = s.reader->read_all<uint64_t>("doc_start_offsets");
-    s.doc_data = s.reader->read_all<uint32_t>("doc_start_data");
+    const std::string starts = sft ? "segment_start" : "doc_start";
+    s.doc_offsets = s.reader->read_all<uint64_t>(starts + "_offsets");
+    s.doc_data = s.reader->read_all<uint32_t>(starts + "_data");
     if (s.doc_offsets.size() != s.rows + 1 || s.doc_offsets.back() != s.doc_data.size())
-      throw RuntimeError(f + ": doc_start_offsets do not match num_samples and doc_start_data");
+      throw RuntimeError(f + ": " + starts + "_offsets do not match num_samples and " + starts + "_data");
     total_ += s.rows;
     shards_.push_back(std::move(s));
   }
   if (total_ == 0) throw UsageError("'" + dir + "' has token shards but no samples");
   block_rows_ = std::max<uint64_t>(1, (1u << 20) / ((seq_len_ + 1) * sizeof(uint32_t)));
+  if (sft) {
+    // A run over examples whose every token is masked would learn nothing, silently: refuse it.
+    // (Reading stops at the first target, normally in the first block.)
+    bool any = false;
+    for (size_t si = 0; si < shards_.size() && !any; ++si)
+      for (uint64_t row = 0; row < shards_[si].rows && !any; row += block_rows_) {
+        const Block& blk = block_of(si, row);
+        any = std::any_of(blk.mask.begin(), blk.mask.end(), [](uint8_t m) { return m != 0; });
+      }
+    if (!any)
+      throw UsageError("'" + dir + "': the " + split + " SFT shards have no unmasked token (loss_mask is 0 everywhere): "
+                       "nothing to learn; check the response/assistant fields given to tokenize-pack --mode sft");
+  }
 }
 
 uint64_t TokenData::sample_at(uint64_t k, uint64_t seed) {
@@ -64,32 +90,51 @@ uint64_t TokenData::sample_at(uint64_t k, uint64_t seed) {
   return perm_[i];
 }
 
-const uint32_t* TokenData::row_tokens(size_t shard, uint64_t row) {
+const TokenData::Block& TokenData::block_of(size_t shard, uint64_t row) {
   const uint64_t row0 = row / block_rows_ * block_rows_;
   for (auto it = blocks_.begin(); it != blocks_.end(); ++it)
     if (it->shard == shard && it->row0 == row0) {
       blocks_.splice(blocks_.begin(), blocks_, it);
-      return blocks_.front().tokens.data() + (row - row0) * (seq_len_ + 1);
+      return blocks_.front();
     }
   const Shard& s = shards_[shard];
-  Block b{shard, row0, s.reader->read_rows<uint32_t>("tokens", row0, std::min(block_rows_, s.rows - row0))};
+  const uint64_t n = std::min(block_rows_, s.rows - row0);
+  Block b{shard, row0, s.reader->read_rows<uint32_t>("tokens", row0, n), {}};
+  if (kind_ == TokenKind::sft) b.mask = s.reader->read_rows<uint8_t>("loss_mask", row0, n);
   blocks_.push_front(std::move(b));
   if (blocks_.size() > 16) blocks_.pop_back();
-  return blocks_.front().tokens.data() + (row - row0) * (seq_len_ + 1);
+  return blocks_.front();
+}
+
+std::pair<size_t, uint64_t> TokenData::locate(uint64_t k, uint64_t seed, bool shuffle) {
+  const uint64_t g = shuffle ? sample_at(k, seed) : k % total_;
+  // The last shard whose first sample is <= g.
+  const auto it = std::upper_bound(shards_.begin(), shards_.end(), g, [](uint64_t x, const Shard& s) { return x < s.first; });
+  const size_t si = size_t(it - shards_.begin()) - 1;
+  return {si, g - shards_[si].first};
+}
+
+uint64_t TokenData::count_targets(int T, uint64_t first, uint64_t rows, uint64_t seed, bool shuffle) {
+  if (kind_ == TokenKind::pretrain) return rows * uint64_t(T);
+  uint64_t n = 0;
+  for (uint64_t r = 0; r < rows; ++r) {
+    const auto [si, row] = locate(first + r, seed, shuffle);
+    const Block& blk = block_of(si, row);
+    const uint8_t* m = blk.mask.data() + (row - blk.row0) * (seq_len_ + 1);
+    for (int t = 1; t <= T; ++t) n += m[t] != 0;
+  }
+  return n;
 }
 
 void TokenData::fill(Batch& b, int T, uint64_t first, int rows, uint64_t seed, bool shuffle, bool doc_masking) {
   BELLOWS_CHECK(uint64_t(T) <= seq_len_, "T longer than the shards' samples");
   for (int r = 0; r < rows; ++r) {
-    const uint64_t k = first + uint64_t(r);
-    const uint64_t g = shuffle ? sample_at(k, seed) : k % total_;
-    // The last shard whose first sample is <= g.
-    const auto it = std::upper_bound(shards_.begin(), shards_.end(), g,
-                                     [](uint64_t x, const Shard& s) { return x < s.first; });
-    const size_t si = size_t(it - shards_.begin()) - 1;
+    const auto [si, row] = locate(first + uint64_t(r), seed, shuffle);
     const Shard& s = shards_[si];
-    const uint64_t row = g - s.first;
-    const uint32_t* tok = row_tokens(si, row);
+    const Block& blk = block_of(si, row);
+    const uint32_t* tok = blk.tokens.data() + (row - blk.row0) * (seq_len_ + 1);
+    // SFT: the loss counts token t + 1 (the target at position t) only where its mask is set.
+    const uint8_t* mask = blk.mask.empty() ? nullptr : blk.mask.data() + (row - blk.row0) * (seq_len_ + 1);
     const size_t base = size_t(r) * size_t(T);
     // Document starts of this sample, ascending (positions 0..seq_len).
     const uint32_t* ds = s.doc_data.data() + s.doc_offsets[row];
@@ -99,7 +144,7 @@ void TokenData::fill(Batch& b, int T, uint64_t first, int rows, uint64_t seed, b
     for (int t = 0; t < T; ++t) {
       while (doc_masking && next < nds && int(ds[next]) <= t) start = int(ds[next++]);
       b.ids[base + size_t(t)] = int32_t(tok[t]);
-      b.targets[base + size_t(t)] = int32_t(tok[t + 1]);
+      b.targets[base + size_t(t)] = !mask || mask[t + 1] ? int32_t(tok[t + 1]) : -1;
       b.doc_start[base + size_t(t)] = start;
       b.pos[base + size_t(t)] = t - start;
     }
