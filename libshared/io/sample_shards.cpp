@@ -192,11 +192,48 @@ json write_lora_adapter(const std::string& path, Rng& rng) {
     out["datasets"][std::string("lora/") + layer + "/A"] = dataset_entry("float32", {r, in}, a);
     out["datasets"][std::string("lora/") + layer + "/B"] = dataset_entry("float32", {outf, r}, b);
   }
+  const json config = {{"hidden_size", 16}, {"num_hidden_layers", 1}, {"vocab_size", 64}};
   w.set_attr("rank", r);
   w.set_attr("alpha", 8.0);
+  w.set_attr("scaling", 2.0);
+  w.set_attr("rslora", uint64_t{0});
+  w.set_attr("dropout", 0.05);
   w.set_attr("targets", json({"q", "v"}).dump());
   w.set_attr("base_fingerprint", std::string(64, 'c'));
-  out["attrs"] = {{"rank", r}, {"alpha", 8.0}, {"targets", json({"q", "v"}).dump()}, {"base_fingerprint", std::string(64, 'c')}};
+  w.set_attr("model_config", config.dump());
+  w.set_attr("tokenizer_sha256", std::string(64, 'b'));
+  w.set_attr("step", uint64_t{3});
+  out["attrs"] = {{"rank", r},
+                  {"alpha", 8.0},
+                  {"scaling", 2.0},
+                  {"rslora", 0},
+                  {"dropout", 0.05},
+                  {"targets", json({"q", "v"}).dump()},
+                  {"base_fingerprint", std::string(64, 'c')},
+                  {"model_config", config.dump()},
+                  {"tokenizer_sha256", std::string(64, 'b')},
+                  {"step", 3}};
+  w.close();
+  return out;
+}
+
+json write_checkpoint_part(const std::string& path, Rng& rng) {
+  ShardWriter w(path, "checkpoint_part", sample_provenance());
+  json out = {{"kind", "checkpoint_part"}, {"attrs", json::object()}};
+  // Blocks of two tensors as a rank of a parallel run writes them: a slice of rows, and a
+  // partial row plus whole rows of a flat ZeRO range.
+  const std::vector<std::pair<std::string, std::vector<uint64_t>>> blocks = {
+      {"params/model.embed_tokens.weight@0", {32, 16}},
+      {"optim/exp_avg/model.layers.0.self_attn.q_proj.weight@0", {1, 9}},
+      {"optim/exp_avg/model.layers.0.self_attn.q_proj.weight@1", {4, 16}}};
+  for (const auto& [name, shape] : blocks) {
+    std::vector<float> v = random_tensor(rng, shape[0] * shape[1]);
+    w.write_tensor(name, shape, v.data());
+    out["datasets"][name] = dataset_entry("float32", shape, v);
+  }
+  w.set_attr("step", uint64_t{7});
+  w.set_attr("rank", uint64_t{1});
+  out["attrs"] = {{"step", 7}, {"rank", 1}};
   w.close();
   return out;
 }
@@ -208,6 +245,7 @@ const std::map<std::string, std::function<json(const std::string&, Rng&)>>& writ
       {"tokens_sft", write_tokens_sft},
       {"tokens_preference", write_tokens_preference},
       {"checkpoint", write_checkpoint},
+      {"checkpoint_part", write_checkpoint_part},
       {"lora_adapter", write_lora_adapter},
   };
   return m;

@@ -72,3 +72,12 @@ run_memory_capped() {
     rmdir "$cg" 2>/dev/null || true
     return $rc
 }
+
+# How many file kinds schemas/ describes (write-sample-shards writes one file of each).
+n_kinds() {
+    local n=0 f
+    for f in "$REPO_ROOT"/schemas/*.json; do
+        [[ $(basename "$f") == common.json ]] || n=$((n + 1))
+    done
+    echo "$n"
+}
