@@ -98,8 +98,11 @@ int run_tool(int argc, char** argv, const ToolSpec& spec) {
     message = std::string("internal error (please report): ") + e.what();
   }
   if (!message.empty()) {
-    std::string line = spec.name + ": " + (ctx->size() > 1 ? "rank " + std::to_string(ctx->rank()) + ": " : "") + message;
-    if (ctx->size() > 1) ctx->abort(code, line, io::remove_abandoned_outputs);  // does not return
+    // A usage error is the same on every rank: said once, by rank 0, without a rank prefix.
+    const bool usage = code == kExitUsage;
+    std::string line =
+        spec.name + ": " + (ctx->size() > 1 && !usage ? "rank " + std::to_string(ctx->rank()) + ": " : "") + message;
+    if (ctx->size() > 1) ctx->abort(code, line, io::remove_abandoned_outputs, usage);  // does not return
     print_line(line);
   }
   ctx->finalize();

@@ -171,12 +171,18 @@ namespace {
 constexpr int kAbortTag = 0x7AB0;  // point-to-point tag of the "I am failing" notice
 }  // namespace
 
-void Context::abort(int code, const std::string& message, const std::function<void()>& cleanup) {
+void Context::abort(int code, const std::string& message, const std::function<void()>& cleanup,
+                    bool same_on_every_rank) {
   bool multi = mpi_ && size() > 1;
   bool announced_elsewhere = false;
   if (multi) {
     int flag = 0;
     MPI_Iprobe(MPI_ANY_SOURCE, kAbortTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    for (int waited = 0; !flag && same_on_every_rank && rank() != 0 && waited < 100; ++waited) {
+      struct timespec ts{0, 10 * 1000 * 1000};
+      nanosleep(&ts, nullptr);
+      MPI_Iprobe(0, kAbortTag, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    }
     announced_elsewhere = flag != 0;
     if (!announced_elsewhere) {
       static int notice = 1;

@@ -68,7 +68,10 @@ class Context {
   // outputs: deferred until the other ranks know, so that they do not trip over the missing
   // files and report that instead) and aborts every rank with `code`. Single process: prints,
   // cleans up and exits.
-  [[noreturn]] void abort(int code, const std::string& message, const std::function<void()>& cleanup = nullptr);
+  // same_on_every_rank: the failure is one every rank meets at once (a usage error found after
+  // start-up): rank 0 speaks for all, the others wait up to a second for its notice first.
+  [[noreturn]] void abort(int code, const std::string& message, const std::function<void()>& cleanup = nullptr,
+                          bool same_on_every_rank = false);
   void finalize();
 
  private:
