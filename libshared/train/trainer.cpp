@@ -364,7 +364,8 @@ int run(cli::Invocation& inv, TrainMode mode) {
   if (from_checkpoint && start_sha != data->tokenizer_sha256())
     throw UsageError(o.data + ": the shards were made with tokenizer " + data->tokenizer_sha256().substr(0, 12) +
                      " but the model was trained with " + start_sha.substr(0, 12) + " (" +
-                     (start.candidates.empty() ? o.init_from : start.candidates.front()) + ")");
+                     (!start.candidates.empty() ? start.candidates.front() : !o.base.empty() ? o.base : o.init_from) +
+                     "): tokenize the data with the model's tokenizer");
   if (o.seq_len > cfg.max_position_embeddings)
     throw UsageError("--seq-len " + std::to_string(o.seq_len) + " exceeds the model's max_position_embeddings (" +
                      std::to_string(cfg.max_position_embeddings) + ")");
