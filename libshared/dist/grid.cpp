@@ -1,5 +1,7 @@
 #include "dist/grid.hpp"
 
+#include <algorithm>
+
 #include <set>
 #include <sstream>
 
@@ -98,13 +100,13 @@ void check_tp_within_nodes(const Grid& g, const std::vector<std::string>& node_o
   std::string ranks;
   for (size_t i = 0; i < bad.front().size(); ++i)
     ranks += (i ? " " : "") + std::to_string(bad.front()[i]) + "@" + node_of_rank[size_t(bad.front()[i])];
-  std::set<std::string> all_nodes(node_of_rank.begin(), node_of_rank.end());
-  const int per_node = all_nodes.empty() ? 1 : g.world() / int(all_nodes.size());
+  // Ranks on the first bad group's first node (the launch may not spread ranks evenly).
+  const int per_node = int(std::count(node_of_rank.begin(), node_of_rank.end(), node_of_rank[size_t(bad.front().front())]));
   throw UsageError("--tp " + std::to_string(g.tp()) + ": " + std::to_string(bad.size()) +
                    " tensor-parallel group(s) span nodes (e.g. [" + ranks +
-                   "]), so every layer's all-reduces would cross the inter-node network; keep --tp at most the ranks "
-                   "per node (" + std::to_string(per_node) + ") and put --pp and data parallelism across nodes, or "
-                   "pass --allow-cross-node-tp");
+                   "]), so every layer's all-reduces would cross the inter-node network; use a --tp that divides the "
+                   "ranks per node (" + std::to_string(per_node) + ") so that each group fits in one node, put --pp and "
+                   "data parallelism across nodes, or pass --allow-cross-node-tp");
 }
 
 }  // namespace bellows::dist

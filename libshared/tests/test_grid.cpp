@@ -62,7 +62,7 @@ TEST(Grid, TpAcrossNodesIsRefusedWithTheFixUnlessAllowed) {
   } catch (const UsageError& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("span nodes"), std::string::npos) << m;
-    EXPECT_NE(m.find("at most the ranks per node (4)"), std::string::npos) << m;
+    EXPECT_NE(m.find("a --tp that divides the ranks per node (4)"), std::string::npos) << m;
     EXPECT_NE(m.find("--allow-cross-node-tp"), std::string::npos) << m;
   }
   EXPECT_NO_THROW(bellows::dist::check_tp_within_nodes(bad, nodes, true));

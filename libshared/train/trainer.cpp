@@ -336,10 +336,10 @@ int run(cli::Invocation& inv, TrainMode mode) {
         }
         if (c.to_hf_json() == cfg.to_hf_json())
           start.candidates.push_back(dir);
-        else if (root)
+        else
           log::warn("skipping checkpoint " + dir + ": a model of another shape than " + o.model);
       } catch (const std::exception& e) {
-        if (root) log::warn("skipping checkpoint " + dir + ": " + e.what());
+        log::warn("skipping checkpoint " + dir + ": " + e.what());
       }
     }
   } else if (!existing.empty()) {
@@ -392,7 +392,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     throw UsageError("--global-batch " + std::to_string(o.global) + " must be a multiple of --micro-batch x data-parallel size (" +
                      std::to_string(o.micro) + " x " + std::to_string(dp) + ")");
   const int M = o.global / (o.micro * dp);  // micro-batches per replica per step
-  if (root) {
+  if (world.size() > 1) {
     std::istringstream lines(ps.describe());
     for (std::string line; std::getline(lines, line);) log::info(line);
   }
@@ -424,7 +424,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     be->upload(model.param_data(), base.data(), base.size());
     if (root) fingerprint = base_fingerprint(CheckpointReader(o.base));
     fingerprint = world.broadcast_string(fingerprint, 0);
-    if (root) log::info("base " + o.base + " (fingerprint " + fingerprint.substr(0, 12) + "), frozen; LoRA rank " +
+    log::info("base " + o.base + " (fingerprint " + fingerprint.substr(0, 12) + "), frozen; LoRA rank " +
                         std::to_string(o.lora->rank) + ", alpha " + std::to_string(o.lora->alpha) + ", scaling " +
                         std::to_string(o.lora->scale()) + " on " + std::to_string(cfg.num_hidden_layers) + " layers");
   }
@@ -483,8 +483,8 @@ int run(cli::Invocation& inv, TrainMode mode) {
         if (state->value("seed", o.seed) != o.seed)
           throw UsageError("--seed " + std::to_string(o.seed) + " differs from the resumed run's (" +
                            std::to_string(state->value("seed", o.seed)) + ")");
-        if (root) log::info("resumed from " + resumed_from + " at step " + std::to_string(step));
-      } else if (root) {
+        log::info("resumed from " + resumed_from + " at step " + std::to_string(step));
+      } else {
         log::info("initialised from " + start.init_from + " (fresh optimizer, step 0)");
       }
     } else {
@@ -617,7 +617,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
                                                : "Last good checkpoint: " + last_saved + " (resume with --resume auto)") +
                            "; --skip-nonfinite skips such steps instead");
       skipped = true;
-      if (root) log::warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient, update skipped (--skip-nonfinite)");
+      log::warn("step " + std::to_string(step + 1) + ": non-finite loss or gradient, update skipped (--skip-nonfinite)");
     } else {
       if (o.clip > 0 && gnorm > o.clip) opt.scale_gradients(model.trainable_grad(), float(o.clip / gnorm));
       opt.step(model.trainable_data(), model.trainable_grad(), {lr, o.beta1, o.beta2, o.eps, o.wd, step + 1});
@@ -676,9 +676,11 @@ int run(cli::Invocation& inv, TrainMode mode) {
     // to the ranks at different moments).
     const int sig = int(world.allreduce_value(int64_t(pending_signal()), dist::ReduceOp::max));
     if (sig != 0 && sig != SIGINT) {
-      if (root) log::warn("signal " + std::to_string(sig) + " received: checkpointing at step " + std::to_string(step) + " and stopping");
+      log::warn("signal " + std::to_string(sig) + " received: checkpointing at step " + std::to_string(step) + " and stopping");
       save(step);
-      if (root) log::info("stopped at step " + std::to_string(step) + "; rerun with --resume auto to continue");
+      log::info("stopped at step " + std::to_string(step) + "; rerun with --resume auto to continue");
+      // Every rank's last words are out before any exits (a launcher may kill the rest at the first exit).
+      world.barrier();
       return kExitCheckpointed;
     }
     check_interrupt();  // SIGINT: stop now, as every tool does

@@ -5,7 +5,10 @@
 # finish with the checkpoints and the very losses of a local run; a job stopped with SIGUSR1 (what
 # --signal=B:USR1@T sends before the time limit) must checkpoint and exit 75, and continue from
 # that checkpoint when resubmitted — or by itself when requeued — with the losses of an
-# uninterrupted run; bad input must end FAILED with pretrain's message in the output.
+# uninterrupted run; bad input must end FAILED with pretrain's message in the output. The same
+# with 4 tasks (--tp 2 --pp 2, through srun+PMIx or mpirun): the grid in the log, checkpoint parts
+# from every rank, losses within 1e-5 relative of a local single-process run (the ranks sum in
+# another order, so the last bits differ).
 #
 # The cluster must already be running. Same environment as smoke.bats (tests/slurm/helpers.bash):
 #   BELLOWS_SLURM_STATE  the STATE_DIR given to tests/slurm/start-cluster.sh
@@ -53,6 +56,8 @@ setup() {
     MODEL=(--data tok --model tiny --seq-len 64 --micro-batch 4)
     # A run long enough to be signalled while it trains (4 micro-batches a step, a few ms each).
     LONG=("${MODEL[@]}" --global-batch 16 --steps 300 --save-every 50 --log-every 25)
+    # For the jobs of several tasks: MPI ranks yield the cores while they wait (see below).
+    MPI_ENV=OMPI_MCA_mpi_yield_when_idle=1
 }
 
 teardown() {
@@ -72,6 +77,36 @@ for line in open(sys.argv[1]):
 for s in sorted(last):
     print(s, repr(last[s]))
 PY
+}
+
+# assert_losses_close GOT EXPECTED N — GOT and EXPECTED ("step loss" lines, as `losses` prints
+# them) both have the steps 1..N, and every step's losses agree within 1e-5 relative. For runs on
+# several ranks, whose sums are rounded differently from one process's (string equality would not
+# do); on failure the worst steps are printed.
+assert_losses_close() {
+    run "$PY" -c '
+import sys
+def read(text):
+    d = {}
+    for line in text.splitlines():
+        step, loss = line.split()
+        d[int(step)] = float(loss)
+    return d
+got, exp, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+want = set(range(1, n + 1))
+if set(got) != want or set(exp) != want:
+    sys.exit("steps differ: got %d steps (missing %s), expected %d steps (missing %s), want 1..%d"
+             % (len(got), sorted(want - set(got))[:10], len(exp), sorted(want - set(exp))[:10], n))
+rel = sorted((((abs(got[s] - exp[s]) / abs(exp[s])) if got[s] == got[s] else float("inf"), s) for s in want), reverse=True)
+print("%d steps, max relative difference %.3g at step %d" % (n, rel[0][0], rel[0][1]))
+bad = [(r, s) for r, s in rel if not r <= 1e-5]
+if bad:
+    for r, s in bad[:10]:
+        print("step %d: got %r expected %r (relative %.3g)" % (s, got[s], exp[s], r))
+    sys.exit("%d of %d steps differ by more than 1e-5 relative" % (len(bad), n))
+' "$1" "$2" "$3"
+    assert_success
+    echo "# losses: $output" >&3
 }
 
 # local_run RUNDIR ARGS... — pretrain here, one thread, into RUNDIR.
@@ -143,6 +178,38 @@ signal_when_training() {
     timeout 10 scancel --batch --signal=USR1 "$JOBID" || fail "scancel --batch --signal=USR1 $JOBID failed"
 }
 
+# check_parts CKPT — CKPT has model.h5 and one part file from each of the 4 ranks.
+check_parts() {
+    [[ -f $1/model.h5 ]] || fail "no $1/model.h5"
+    run ls "$1/parts"
+    assert_output "rank-00000.h5
+rank-00001.h5
+rank-00002.h5
+rank-00003.h5"
+}
+
+# check_grid — the job output has rank 0's grid lines for 4 ranks, --tp 2 --pp 2, on the job's node.
+check_grid() {
+    local node
+    node=$(job_field NodeList)
+    [[ -n $node && $node != "(null)" ]] || fail "no NodeList for job $JOBID"
+    run cat "$OUTFILE"
+    assert_line --regexp ' info: grid: 4 ranks = tp 2 x dp 1 x pp 2 '
+    assert_line --regexp " info:   tp groups: \[0@$node 1@$node\] \[2@$node 3@$node\]$"
+    assert_line --regexp " info:   pp groups: \[0@$node 2@$node\] \[1@$node 3@$node\]$"
+    assert_line --regexp ' info:   pipeline stages: 0: .*; 1: .*'
+}
+
+# start_requeued_now — start the requeued (PENDING) job now instead of after SLURM's hold of about 2
+# minutes (its BeginTime). Not within the second of the requeue: slurmd revoked the job's
+# credential then, and a start in the same second (credential times have 1 s resolution) ends the
+# job at once, FAILED ExitCode=1:0 without output ("Killing non-startable batch JobId=N: Job
+# credential revoked" in slurmctld's log).
+start_requeued_now() {
+    sleep 2
+    timeout 10 scontrol update JobId="$JOBID" StartTime=now || fail "scontrol update JobId=$JOBID StartTime=now failed"
+}
+
 # stopped_step — N of the job output's "STOPPED at step N" line (fails without one).
 stopped_step() {
     local n
@@ -161,7 +228,8 @@ stopped_step() {
     assert_line --partial "bellows-pretrain: job $JOBID on "
     assert_line --partial ", 1 task, 1 cpus, restart 0, in $BATS_TEST_TMPDIR, "
     assert_line "bellows-pretrain: running: $BELLOWS_BIN/pretrain ${MODEL[*]} --steps 20 --save-every 5 -o run --threads 1 --resume auto"
-    assert_line --regexp ' info: model: [0-9]+ parameters; backend cpu \(1 threads, '
+    # (pretrain with parallelism adds " (N ... on this rank)" after the parameters, on one rank too.)
+    assert_line --regexp ' info: model: [0-9]+ parameters( \([^)]*\))?; backend cpu \(1 threads, '
     assert_line --regexp ' info: step 20/20 loss [0-9.]+ '
     refute_line --partial "resumed from"
     run grep -c '^bellows-pretrain: OK: finished step 20 in [0-9]*s; metrics: run/metrics\.jsonl, newest checkpoint: run/checkpoints/step-00000020$' "$OUTFILE"
@@ -226,7 +294,7 @@ step-00000020"
     # (its BeginTime); start it now.
     # shellcheck disable=SC2016  # evaluated by wait_job
     wait_job '[[ $JOB_STATE == PENDING && $(job_field Restarts) == 1 ]]'
-    timeout 10 scontrol update JobId="$JOBID" StartTime=now || fail "scontrol update JobId=$JOBID StartTime=now failed"
+    start_requeued_now
     wait_job final_state
     [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 && $(job_field Restarts) == 1 ]] ||
         fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode) Restarts=$(job_field Restarts), expected COMPLETED ExitCode=0:0 Restarts=1"
@@ -266,4 +334,117 @@ step-00000020"
     assert_equal "$(job_field ExitCode)" 2:0
     run cat "$OUTFILE"
     assert_output "bellows-pretrain: error: no arguments; usage: sbatch pretrain.sbatch --data TOKENS --model PRESET --steps N -o RUNDIR [pretrain options]"
+}
+
+# --- several tasks: tensor and pipeline parallelism -----------------------------------------------
+# 4 tasks of 1 cpu (the cluster's 4 CPUs); the template picks srun --mpi=pmix here (the cluster has
+# the pmix plugin) unless BELLOWS_LAUNCHER says otherwise. The cluster's 4 CPUs are 2 cores, and
+# neither launcher knows it: Open MPI's ranks would spin while they wait for each other, taking the
+# cores from the ranks they wait for (300 steps: 30 s on an idle machine, past the 120 s job timeout
+# beside a compiler). OMPI_MCA_mpi_yield_when_idle=1, what tests/mpirun.sh's --oversubscribe turns
+# on, makes them yield instead (5 s); it changes no result. (MPI_ENV, set in setup.)
+
+@test "pretrain.sbatch on 4 tasks, --tp 2 --pp 2: COMPLETED, the grid in the log, parts from every rank, losses within 1e-5 of a local run" {
+    local args=("${MODEL[@]}" --global-batch 16 --steps 20 --save-every 10 --tp 2 --pp 2)
+    submit_and_wait_out --ntasks=4 --cpus-per-task=1 --time=00:10:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,$MPI_ENV" \
+        "$SCRIPT" "${args[@]}" -o run
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
+
+    run cat "$OUTFILE"
+    assert_line --partial ", 4 tasks on 1 nodes, 1 cpus per task, restart 0, in $BATS_TEST_TMPDIR, "
+    assert_line --regexp '^bellows-pretrain: running: (srun --mpi=pmix --ntasks=4 |mpirun -np 4 )'
+    assert_line --partial " $BELLOWS_BIN/pretrain ${args[*]} -o run --threads 1 --resume auto"
+    assert_line --regexp ' info: model: [0-9]+ parameters \([^)]*on this rank\); backend cpu \(1 threads, '
+    assert_line --regexp ' info: step 20/20 loss [0-9.]+ '
+    refute_line --partial "resumed from"
+    check_grid
+    run grep -c '^bellows-pretrain: OK: finished step 20 in [0-9]*s; metrics: run/metrics\.jsonl, newest checkpoint: run/checkpoints/step-00000020$' "$OUTFILE"
+    assert_output 1
+
+    assert_equal "$(cat run/checkpoints/latest)" step-00000020
+    check_parts run/checkpoints/step-00000020
+
+    # The losses of one process with one thread, up to the rounding of the ranks' sums.
+    local_run local "${MODEL[@]}" --global-batch 16 --steps 20 --save-every 10
+    assert_losses_close "$(losses run/metrics.jsonl)" "$(losses local/metrics.jsonl)" 20
+}
+
+@test "pretrain.sbatch on 4 tasks preempted: SIGUSR1 reaches every rank through the launcher, checkpoint, requeued; the same job resumes and matches an uninterrupted run" {
+    local args=("${LONG[@]}" --tp 2 --pp 2)
+    submit --ntasks=4 --cpus-per-task=1 --time=00:10:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,$MPI_ENV" "$SCRIPT" "${args[@]}" -o run
+    signal_when_training
+    # shellcheck disable=SC2016  # evaluated by wait_job
+    wait_job '[[ $JOB_STATE == PENDING && $(job_field Restarts) == 1 ]]'
+
+    # Stopped: every rank wrote its part of the checkpoint of the step they all stopped at.
+    local n ckpt
+    n=$(stopped_step)
+    ((n >= 3 && n < 300)) || fail "stopped at step $n, expected between 3 and 299"
+    ckpt=run/checkpoints/$(printf 'step-%08d' "$n")
+    assert_equal "$(cat run/checkpoints/latest)" "${ckpt##*/}"
+    check_parts "$ckpt"
+    run cat "$OUTFILE"
+    assert_line --regexp '^bellows-pretrain: SIGUSR1 received .*: passing it on to (srun|mpirun), which passes it on to every rank '
+    assert_line --regexp " warn: signal 10 received: checkpointing at step $n and stopping$"
+    assert_line --regexp " info: saved checkpoint $ckpt$"
+    assert_line --regexp " info: stopped at step $n; "
+    refute_line --partial "SIGTERM received"
+    assert_line "bellows-pretrain: STOPPED at step $n, checkpoint $ckpt; requeued as job $JOBID: it continues from the checkpoint when it runs again (BELLOWS_REQUEUE=0 to stop instead)"
+
+    # SLURM holds a requeued job back for about 2 minutes (its BeginTime); start it now.
+    start_requeued_now
+    wait_job final_state
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 && $(job_field Restarts) == 1 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode) Restarts=$(job_field Restarts), expected COMPLETED ExitCode=0:0 Restarts=1"
+    run cat "$OUTFILE"
+    assert_line --partial ", 4 tasks on 1 nodes, 1 cpus per task, restart 0, in $BATS_TEST_TMPDIR, "
+    assert_line --partial ", 4 tasks on 1 nodes, 1 cpus per task, restart 1, in $BATS_TEST_TMPDIR, "
+    assert_line --regexp " info: resumed from $ckpt at step $n$"
+    run grep -c '^bellows-pretrain: OK: finished step 300 in [0-9]*s; ' "$OUTFILE"
+    assert_output 1
+    run grep -c ' info: grid: 4 ranks = tp 2 x dp 1 x pp 2 ' "$OUTFILE"
+    assert_output 2
+    check_parts run/checkpoints/step-00000300
+
+    assert_losses_close "$(losses run/metrics.jsonl)" "$(reference_losses)" 300
+}
+
+@test "pretrain.sbatch on 4 tasks through mpirun: SIGUSR1, ExitCode=75:0; resubmitted with another layout (--pp 2, dp 2), it resumes and matches an uninterrupted run" {
+    local args=("${LONG[@]}" --tp 2 --pp 2)
+    submit --ntasks=4 --cpus-per-task=1 --time=00:10:00 \
+        --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,BELLOWS_REQUEUE=0,BELLOWS_LAUNCHER=mpirun,$MPI_ENV" "$SCRIPT" "${args[@]}" -o run
+    signal_when_training
+    wait_job final_state
+    [[ $JOB_STATE == FAILED && $(job_field ExitCode) == 75:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected FAILED ExitCode=75:0"
+
+    local n ckpt first=$OUTFILE
+    n=$(stopped_step)
+    ((n >= 3 && n < 300)) || fail "stopped at step $n, expected between 3 and 299"
+    ckpt=run/checkpoints/$(printf 'step-%08d' "$n")
+    run cat "$OUTFILE"
+    assert_line --regexp '^bellows-pretrain: running: mpirun -np 4 '
+    check_grid
+    assert_line --regexp '^bellows-pretrain: SIGUSR1 received .*: passing it on to mpirun, which passes it on to every rank '
+    assert_line --regexp " warn: signal 10 received: checkpointing at step $n and stopping$"
+    assert_line --regexp " info: saved checkpoint $ckpt$"
+    assert_line "bellows-pretrain: STOPPED at step $n, checkpoint $ckpt; not requeued (BELLOWS_REQUEUE=0); resubmit to continue: sbatch $SCRIPT ${args[*]} -o run (with the same sbatch options)"
+    assert_equal "$(cat run/checkpoints/latest)" "${ckpt##*/}"
+    check_parts "$ckpt"
+
+    # Resubmitted on the same 4 tasks as 2 pipeline stages x 2 data-parallel replicas: the checkpoint
+    # of the tp 2 x pp 2 layout is read into the new one.
+    submit_and_wait_out --ntasks=4 --cpus-per-task=1 --time=00:10:00 \
+        --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,BELLOWS_REQUEUE=0,BELLOWS_LAUNCHER=mpirun,$MPI_ENV" \
+        "$SCRIPT" "${LONG[@]}" --pp 2 -o run
+    [[ $first != "$OUTFILE" ]] || fail "the resubmitted job wrote to the first job's output"
+    [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 ]] ||
+        fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
+    run cat "$OUTFILE"
+    assert_line --regexp ' info: grid: 4 ranks = tp 1 x dp 2 x pp 2 '
+    assert_line --regexp " info: resumed from $ckpt at step $n$"
+    assert_line --regexp '^bellows-pretrain: OK: finished step 300 in [0-9]+s; metrics: run/metrics\.jsonl, newest checkpoint: run/checkpoints/step-00000300$'
+
+    assert_losses_close "$(losses run/metrics.jsonl)" "$(reference_losses)" 300
 }
