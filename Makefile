@@ -97,13 +97,13 @@ SYS_PY   := /usr/bin/python3
 HF_REQ   := tests/python/requirements-hf.txt
 HF_VENV  ?= $(HOME)/.cache/bellows/hf-venv-$(shell sha256sum $(HF_REQ) 2>/dev/null | cut -c1-12)
 
-.PHONY: fuzz fuzz-toolchain bench-pretrain plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+.PHONY: fuzz fuzz-toolchain bench-pretrain bench-parallel plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
         bench-venv-tokenize bench-tokenize bench-convert
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
+	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, HF_VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -136,6 +136,7 @@ $(HF_VENV)/.complete: $(HF_REQ)
 	@mkdir -p $(dir $(HF_VENV))
 	@test -x $(HF_VENV)/bin/python || $(SYS_PY) -m venv --system-site-packages $(HF_VENV)
 	PIP_DISABLE_PIP_VERSION_CHECK=1 CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(HF_VENV)/bin/pip install -q -r $(HF_REQ)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(HF_VENV)/bin/pip install -q --no-deps $$(sed -n 's/^#no-deps: *//p' $(HF_REQ))
 	@touch $@
 
 # ggml's quantisation is matched bit for bit only without fused multiply-add (reference order).
@@ -366,6 +367,14 @@ bench-pretrain:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory venv
 	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/pretrain/run.sh $(BENCH_ARGS)
+
+# pretrain on 1 and 2 ranks (scaling, and the share of the step in communication for --dp 2, --tp 2, --pp 2,
+# --dp 2 --zero 1) beside PyTorch DDP (gloo), one rank per core; writes bench/parallel/results.{json,md}.
+# Run on a quiet machine: make bench-parallel BENCH_ARGS='--steps 20 --repeat 2'
+bench-parallel:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory venv
+	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/parallel/run.sh $(BENCH_ARGS)
 
 # A pretrain run's loss / learning-rate / throughput chart: make plot RUN=runs/small
 plot:

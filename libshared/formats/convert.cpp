@@ -15,6 +15,7 @@
 #include "formats/gguf.hpp"
 #include "formats/hf_dir.hpp"
 #include "formats/llama_gguf.hpp"
+#include "formats/lora_export.hpp"
 #include "formats/safetensors.hpp"
 #include "formats/tokenizer_files.hpp"
 #include "io/safe_output.hpp"
@@ -168,6 +169,8 @@ ConvertSummary export_hf(const ConvertOptions& o) {
   const HfDtype dt = hf_dtype(o.dtype.empty() ? "f32" : o.dtype);
   ExportSource src = open_export_source(o);
   const nn::LlamaConfig& cfg = src.reader->config();
+  // --lora --merge: the adapter, checked against this base, folded into each tensor as it goes by.
+  const std::unique_ptr<LoraMerge> lora = o.lora.empty() ? nullptr : std::make_unique<LoraMerge>(o.lora, *src.reader, src.ckpt);
 
   // Shards filled greedily in parameter order, as huggingface_hub does; a tensor larger than
   // the limit gets a shard of its own.
@@ -216,6 +219,7 @@ ConvertSummary export_hf(const ConvertOptions& o) {
     SafetensorsWriter w((dir / shard_name(i)).string(), decl, {{"bellows_source", src.ckpt}});
     for (const auto* p : shards[i]) {
       src.reader->read("params/" + p->name, *p, buf.data());
+      if (lora) lora->apply(*p, buf.data());
       w.write_f32(buf.data());
       sum.bytes_read += p->numel * 4;
       sum.tensors++;
@@ -260,18 +264,18 @@ ConvertSummary export_hf(const ConvertOptions& o) {
                      .dump(2) +
                  "\n");
   sum.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  write_text(dir / "report.json", json{{"tool", "ckpt-convert"},
-                                       {"from", src.ckpt},
-                                       {"to", "hf"},
-                                       {"dtype", dt.torch},
-                                       {"shards", shards.size()},
-                                       {"tokenizer_sha256", src.tokenizer.sha256()},
-                                       {"options", o.effective_options},
-                                       {"summary", summary_json(sum)}}
-                                          .dump(2) +
-                                      "\n");
+  json report = {{"tool", "ckpt-convert"},
+                 {"from", src.ckpt},
+                 {"to", "hf"},
+                 {"dtype", dt.torch},
+                 {"shards", shards.size()},
+                 {"tokenizer_sha256", src.tokenizer.sha256()},
+                 {"options", o.effective_options},
+                 {"summary", summary_json(sum)}};
+  if (lora) report["merged_lora"] = lora->describe();
+  write_text(dir / "report.json", report.dump(2) + "\n");
   out.commit();
-  log_done("hf export to " + o.output, sum);
+  log_done("hf export to " + o.output + (lora ? lora->note() : std::string()), sum);
   return sum;
 }
 
@@ -319,6 +323,7 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
     throw UsageError("--dtype: '" + dtype + "' is not a GGUF export type (f32, f16, bf16, q8_0)");
   ExportSource src = open_export_source(o);
   const nn::LlamaConfig& cfg = src.reader->config();
+  const std::unique_ptr<LoraMerge> lora = o.lora.empty() ? nullptr : std::make_unique<LoraMerge>(o.lora, *src.reader, src.ckpt);
 
   GgufMetadata md;
   md.emplace_back("general.architecture", GgufValue::make_string("llama"));
@@ -377,6 +382,7 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
     }
     const nn::ParamSpec& p = *e.spec;
     src.reader->read("params/" + p.name, p, buf.data());
+    if (lora) lora->apply(p, buf.data());  // in HF's row order, before llama.cpp's q/k permutation
     sum.bytes_read += p.numel * 4;
     if (const int64_t heads = qk_heads(cfg, p.name)) {
       permuted.resize(p.numel);
@@ -393,7 +399,7 @@ ConvertSummary export_gguf(const ConvertOptions& o) {
   sum.bytes_written = w.file_size();
   out.commit();
   sum.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  log_done("gguf export to " + o.output, sum);
+  log_done("gguf export to " + o.output + (lora ? lora->note() : std::string()), sum);
   return sum;
 }
 
@@ -620,11 +626,44 @@ int run(cli::Invocation& inv) {
   if (inv.has("from")) o.from = inv.get<std::string>("from"), ++sources;
   if (inv.has("from-hf")) o.from_hf = inv.get<std::string>("from-hf"), ++sources;
   if (inv.has("from-gguf")) o.from_gguf = inv.get<std::string>("from-gguf"), ++sources;
-  if (sources != 1) throw UsageError("give exactly one of --from RUNDIR|CKPT, --from-hf DIR, --from-gguf FILE");
+  if (inv.has("lora")) o.lora = inv.get<std::string>("lora");
+  if (inv.has("lora-from-peft")) o.lora_from_peft = inv.get<std::string>("lora-from-peft");
+  if (inv.has("peft-base")) o.peft_base = inv.get<std::string>("peft-base");
+  o.merge = inv.get<bool>("merge");
   if (inv.has("to")) o.to = inv.get<std::string>("to");
-  if (!o.from.empty()) {
-    if (o.to != "hf" && o.to != "gguf")
-      throw UsageError(o.to.empty() ? "--from needs --to hf|gguf" : "--to: '" + o.to + "' is not an export format (hf, gguf)");
+  if (!o.lora_from_peft.empty()) {
+    // Importing an adapter: --from names the base it belongs to (its fingerprint goes into the file).
+    if (o.from.empty() || sources != 1)
+      throw UsageError("--lora-from-peft DIR imports an adapter of one of our checkpoints: give that base as --from CKPT "
+                       "(an HF or GGUF base: import it first with --from-hf/--from-gguf)");
+    if (!o.to.empty() && o.to != "lora")
+      throw UsageError("--to " + o.to + ": --lora-from-peft writes our adapter file (lora_adapter), it takes no --to");
+    for (const char* f : {"lora", "dtype", "tokenizer", "shard-size", "peft-base"})
+      if (inv.has(f)) throw UsageError(std::string("--") + f + " does not apply to --lora-from-peft");
+    if (o.merge) throw UsageError("--merge does not apply to --lora-from-peft");
+    o.to = "lora";
+  } else if (sources != 1) {
+    throw UsageError("give exactly one of --from RUNDIR|CKPT, --from-hf DIR, --from-gguf FILE");
+  }
+  if (o.from.empty() && (!o.lora.empty() || o.merge))
+    throw UsageError(std::string(o.lora.empty() ? "--merge" : "--lora") +
+                     " applies to exports of our checkpoints (--from CKPT): import the model first, then export it with --lora");
+  if (inv.has("peft-base") && o.to != "peft") throw UsageError("--peft-base applies to --to peft");
+  if (o.to == "lora") {
+    // checked above
+  } else if (!o.from.empty()) {
+    if (o.to != "hf" && o.to != "gguf" && o.to != "peft" && o.to != "gguf-lora")
+      throw UsageError(o.to.empty() ? "--from needs --to hf|gguf|peft|gguf-lora"
+                                    : "--to: '" + o.to + "' is not an export format (hf, gguf, peft, gguf-lora)");
+    const bool adapter_only = o.to == "peft" || o.to == "gguf-lora";
+    if (adapter_only && o.lora.empty()) throw UsageError("--to " + o.to + " exports a LoRA adapter: give it as --lora ADAPTER");
+    if (adapter_only && o.merge)
+      throw UsageError("--merge folds the adapter into a model export (--to hf|gguf); --to " + o.to + " writes the adapter alone");
+    if (adapter_only && inv.has("tokenizer")) throw UsageError("--tokenizer applies to model exports (--to hf|gguf)");
+    if (!adapter_only && !o.lora.empty() && !o.merge)
+      throw UsageError("--lora with --to " + o.to + ": add --merge to fold the adapter into the exported weights, or export the "
+                       "adapter alone with --to peft|gguf-lora");
+    if (o.merge && o.lora.empty()) throw UsageError("--merge needs --lora ADAPTER (the adapter to fold in)");
   } else {
     if (!o.to.empty() && o.to != "bellows")
       throw UsageError("--to " + o.to + ": --from-hf and --from-gguf import into our checkpoint format (--to bellows, the default)");
@@ -645,6 +684,9 @@ int run(cli::Invocation& inv) {
   o.effective_options = inv.effective_options();
   if (o.to == "hf") export_hf(o);
   else if (o.to == "gguf") export_gguf(o);
+  else if (o.to == "peft") export_peft(o);
+  else if (o.to == "gguf-lora") export_gguf_lora(o);
+  else if (o.to == "lora") import_peft_lora(o);
   else if (!o.from_hf.empty()) import_hf(o);
   else import_gguf(o);
   return kExitOk;
@@ -656,7 +698,10 @@ cli::ToolSpec ckpt_convert_tool_spec() {
   cli::ToolSpec s;
   s.name = "ckpt-convert";
   s.summary = "convert checkpoints to and from HuggingFace safetensors and GGUF";
-  s.usage = "ckpt-convert --from CKPT --to hf|gguf -o OUT [options]  |  ckpt-convert --from-hf DIR|--from-gguf FILE -o RUNDIR";
+  s.usage =
+      "ckpt-convert --from CKPT --to hf|gguf -o OUT [options]  |  ckpt-convert --from-hf DIR|--from-gguf FILE -o RUNDIR\n"
+      "       ckpt-convert --from CKPT --lora ADAPTER --to peft|gguf-lora -o OUT  |  ... --lora ADAPTER --merge --to hf|gguf -o OUT\n"
+      "       ckpt-convert --from CKPT --lora-from-peft DIR -o ADAPTER.h5";
   s.description =
       "Export: --from is a run directory (its newest checkpoint), a checkpoint directory or its model.h5;\n"
       "the tokenizer is the run's copy (RUNDIR/tokenizer/) unless --tokenizer names it. --to hf writes a\n"
@@ -670,6 +715,14 @@ cli::ToolSpec ckpt_convert_tool_spec() {
       "or --from-gguf FILE (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) writes a run directory:\n"
       "checkpoints/step-00000000 with fp32 weights, checkpoints/latest, tokenizer/ and report.json, ready\n"
       "for pretrain --init-from, lm-generate --ckpt and a later export.\n"
+      "LoRA adapters (lora-tune's adapter.h5, its checkpoint or run directory) go with the base --from that\n"
+      "they were trained on; one made for another base (shape or weights fingerprint) is refused. --to peft\n"
+      "writes an HF PEFT directory (adapter_config.json, adapter_model.safetensors) that peft loads onto the\n"
+      "--to hf export; --to gguf-lora a GGUF LoRA adapter for llama.cpp (--lora / lora_path) on the --to gguf\n"
+      "export (rsLoRA's alpha/sqrt(r) is written as alpha*sqrt(r), since llama.cpp divides by r); --merge\n"
+      "with --to hf|gguf exports the model with W + scaling B A folded in. --lora-from-peft DIR reads a PEFT\n"
+      "LoRA directory (safetensors; LoRA on q/k/v/o/gate/up/down_proj of every layer, no DoRA, no biases)\n"
+      "into our adapter file for the base --from.\n"
       "Tensors are converted one at a time: memory stays near the size of the largest tensor. Outputs\n"
       "appear under their final name only when complete. --dry-run lists tensors, shapes, dtypes and the\n"
       "output size and writes nothing.";
@@ -679,8 +732,12 @@ cli::ToolSpec ckpt_convert_tool_spec() {
       ("from", po::value<std::string>()->value_name("CKPT"), "our checkpoint to export: run directory, checkpoint directory or model.h5")
       ("from-hf", po::value<std::string>()->value_name("DIR"), "import a HuggingFace Llama directory")
       ("from-gguf", po::value<std::string>()->value_name("FILE"), "import a GGUF Llama model")
-      ("to", po::value<std::string>()->value_name("FMT"), "export format: hf | gguf (imports write our format)")
+      ("to", po::value<std::string>()->value_name("FMT"), "export format: hf | gguf | peft | gguf-lora (imports write our format)")
       ("dtype", po::value<std::string>()->value_name("T"), "export tensor type: f32 (default), f16, bf16; gguf also q8_0")
+      ("lora", po::value<std::string>()->value_name("ADAPTER"), "a LoRA adapter of --from: adapter.h5, its checkpoint or run directory")
+      ("merge", po::bool_switch(), "with --lora and --to hf|gguf: fold the adapter into the exported weights")
+      ("peft-base", po::value<std::string>()->value_name("NAME"), "--to peft: base_model_name_or_path to record (default empty)")
+      ("lora-from-peft", po::value<std::string>()->value_name("DIR"), "import a PEFT LoRA directory as an adapter of --from")
       ("shard-size", po::value<std::string>()->value_name("SIZE"), "hf: tensor bytes per safetensors shard (default 5GB)")
       ("tokenizer", po::value<std::string>()->value_name("PATH"), "export: the model's tokenizer (default: RUNDIR/tokenizer/)")
       ("dry-run", po::bool_switch(), "list what would be written and write nothing");
@@ -691,7 +748,11 @@ cli::ToolSpec ckpt_convert_tool_spec() {
                 "ckpt-convert --from runs/small --to gguf -o small-q8_0.gguf --dtype q8_0",
                 "ckpt-convert --from-hf Llama-3.2-1B/ -o runs/llama-1b",
                 "ckpt-convert --from-gguf model.gguf -o runs/imported",
-                "ckpt-convert --from runs/small --to hf --dry-run"};
+                "ckpt-convert --from runs/small --to hf --dry-run",
+                "ckpt-convert --from runs/small --lora runs/small-sft --to peft -o export/small-sft-peft",
+                "ckpt-convert --from runs/small --lora runs/small-sft --to gguf-lora -o small-sft-lora.gguf",
+                "ckpt-convert --from runs/small --lora runs/small-sft --merge --to gguf --dtype q8_0 -o small-sft.gguf",
+                "ckpt-convert --from runs/small --lora-from-peft peft-adapter/ -o small-adapter.h5"};
   s.run = run;
   return s;
 }

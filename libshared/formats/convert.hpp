@@ -3,6 +3,7 @@
 //   export: our checkpoint -> HF directory (safetensors, sharded) or GGUF file;
 //   import: HF directory or GGUF file -> a run directory (checkpoints/step-00000000 + tokenizer/)
 //           that pretrain --init-from, lm-generate and the other tools take as any run.
+// LoRA adapters (PEFT, GGUF LoRA, merged exports, PEFT import) are in lora_export.hpp.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,11 @@ namespace bellows::formats {
 
 struct ConvertOptions {
   std::string from, from_hf, from_gguf;  // exactly one
-  std::string to;                        // hf | gguf (export) | bellows (import)
+  std::string to;                        // hf | gguf | peft | gguf-lora (export) | bellows | lora (import)
+  std::string lora;                      // --lora: an adapter of `from` (lora_export.hpp)
+  bool merge = false;                    // --merge: fold it into an hf/gguf export
+  std::string lora_from_peft;            // --lora-from-peft DIR: import a PEFT adapter of `from`
+  std::string peft_base;                 // --to peft: base_model_name_or_path to record
   std::string output;
   std::string tokenizer;                 // export: the run's tokenizer override
   std::string dtype;                     // f32 (default) | f16 | bf16 | q8_0 (gguf only)

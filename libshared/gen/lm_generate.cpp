@@ -17,6 +17,7 @@
 #include "io/safe_output.hpp"
 #include "log/log.hpp"
 #include "nn/backend.hpp"
+#include "train/adapter.hpp"
 #include "train/checkpoint.hpp"
 #include "train/token_data.hpp"
 
@@ -41,7 +42,8 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 namespace {
 
 struct Options {
-  std::string ckpt, tokenizer, prompt, dump_logits, eval, backend;
+  std::string ckpt, lora, tokenizer, prompt, dump_logits, eval, backend;
+  std::string adapter_note;  // what --lora folded in, logged with the model
   std::vector<int32_t> ids;
   bool have_prompt = false, have_ids = false, bos = false, allow_special = false, print_ids = false, overwrite = false;
   bool generate = true, doc_masking = true;
@@ -54,6 +56,7 @@ Options read_options(const cli::Invocation& inv) {
   Options o;
   if (!inv.has("ckpt")) throw UsageError("missing required option '--ckpt' (a checkpoint directory, its model.h5, or a run directory)");
   o.ckpt = inv.get<std::string>("ckpt");
+  if (inv.has("lora")) o.lora = inv.get<std::string>("lora");
   if (inv.has("tokenizer")) o.tokenizer = inv.get<std::string>("tokenizer");
   o.have_prompt = inv.has("prompt");
   o.have_ids = inv.has("ids");
@@ -103,9 +106,26 @@ Options read_options(const cli::Invocation& inv) {
 }
 
 // Logged once the request is known to be valid, so that a usage error stays one line.
-void log_model(const std::string& ckpt_path, const train::CheckpointData& ck, const nn::Backend& be) {
+void log_model(const Options& o, const std::string& ckpt_path, const train::CheckpointData& ck, const nn::Backend& be) {
   log::info("model: " + ckpt_path + " (step " + std::to_string(ck.step) + ", " + std::to_string(ck.config.num_params()) +
             " parameters); backend " + be.name() + " (" + std::to_string(be.threads()) + " threads)");
+  if (!o.adapter_note.empty()) log::info(o.adapter_note);
+}
+
+// --lora: the adapter must have been made for exactly this base (shape and fingerprint of the
+// weights just loaded); it is folded into the weights (W += scaling B A), so generation, logits
+// and --eval run the merged model at the base's speed.
+std::string apply_adapter(const std::string& adapter_path, const std::string& ckpt_path, train::CheckpointData& ck) {
+  const train::AdapterData a = train::read_adapter_file(adapter_path, /*with_optimizer=*/false);
+  train::check_adapter_matches(a, adapter_path, ck.config, train::base_fingerprint(ck.config, ck.params), ckpt_path);
+  train::merge_adapter(a, ck.params);
+  std::string targets;
+  for (auto t : a.lora.targets) targets += (targets.empty() ? "" : ",") + std::string(nn::to_string(t));
+  std::ostringstream note;
+  note << "adapter: " << adapter_path << " (rank " << a.lora.rank << ", alpha " << a.lora.alpha
+       << (a.lora.rslora ? ", rsLoRA" : "") << ", scaling " << a.lora.scale() << ", " << targets << "; step " << a.step
+       << ") merged into the weights";
+  return note.str();
 }
 
 // --eval: the valid split of DATA when it has one, else its train split.
@@ -147,7 +167,7 @@ int run_eval(const Options& o, const std::string& ckpt_path, const train::Checkp
               std::to_string(data->seq_len()) + " tokens)");
   }
   auto be = nn::make_backend(o.backend, o.threads);
-  log_model(ckpt_path, ck, *be);
+  log_model(o, ckpt_path, ck, *be);
   const train::EvalResult r = train::evaluate(ck.config, ck.params, *be, *data, o.eval_batch, T, o.eval_samples, o.doc_masking);
   log::info("--eval: " + std::to_string(r.samples) + " samples of the " + split + " split of " + o.eval + " (" +
             std::to_string(data->num_samples()) + " there)");
@@ -255,7 +275,7 @@ int run_generate(const Options& o, const std::string& ckpt_path, const train::Ch
     dump = std::make_unique<io::SafeOutput>(o.dump_logits, io::SafeOutput::Kind::file, o.overwrite);
 
   auto be = nn::make_backend(o.backend, o.threads);
-  log_model(ckpt_path, ck, *be);
+  log_model(o, ckpt_path, ck, *be);
   KvCacheModel model(cfg, *be, max_len, int(std::min<size_t>(ids.size(), 128)));
   model.load_params(ck.params);
 
@@ -296,9 +316,11 @@ int run_generate(const Options& o, const std::string& ckpt_path, const train::Ch
 }
 
 int run(cli::Invocation& inv) {
-  const Options o = read_options(inv);
+  Options o = read_options(inv);
   const std::string ckpt_path = train::resolve_checkpoint(o.ckpt);
-  const train::CheckpointData ck = train::load_checkpoint(ckpt_path, /*with_optimizer=*/false);
+  const std::string adapter_path = o.lora.empty() ? "" : train::resolve_adapter(o.lora, "--lora");
+  train::CheckpointData ck = train::load_checkpoint(ckpt_path, /*with_optimizer=*/false);
+  if (!adapter_path.empty()) o.adapter_note = apply_adapter(adapter_path, ckpt_path, ck);
   if (!o.eval.empty()) return run_eval(o, ckpt_path, ck);
   return run_generate(o, ckpt_path, ck);
 }
@@ -312,7 +334,10 @@ cli::ToolSpec lm_generate_tool_spec() {
   s.usage = "lm-generate --ckpt CKPT (--prompt TEXT | --ids LIST) [options]  |  lm-generate --ckpt CKPT --eval DATA";
   s.description =
       "--ckpt is a checkpoint directory (RUNDIR/checkpoints/step-N), its model.h5, or a run directory\n"
-      "(its newest checkpoint). The tokenizer is --tokenizer, else the copy in RUNDIR/tokenizer/; it\n"
+      "(its newest checkpoint). --lora ADAPTER (an adapter file, a lora-tune checkpoint directory or run\n"
+      "directory) folds a LoRA adapter into the weights first (W + scaling B A); it must have been made for\n"
+      "that very base (same shape and weights fingerprint), else it is refused.\n"
+      "The tokenizer is --tokenizer, else the copy in RUNDIR/tokenizer/; it\n"
       "must be the one the model was trained with (SHA-256). Generation prefills the prompt into a KV\n"
       "cache and draws up to --max-new-tokens tokens, greedily with --temperature 0, else from\n"
       "softmax(logits / T) within the --top-p nucleus (seeded by --seed: the same seed gives the same\n"
@@ -329,6 +354,7 @@ cli::ToolSpec lm_generate_tool_spec() {
   po::options_description m("Model");
   m.add_options()
       ("ckpt", po::value<std::string>()->value_name("CKPT"), "checkpoint directory, its model.h5, or a run directory")
+      ("lora", po::value<std::string>()->value_name("ADAPTER"), "apply a LoRA adapter of this base: adapter.h5, its checkpoint or run directory")
       ("tokenizer", po::value<std::string>()->value_name("PATH"), "the model's tokenizer (default: RUNDIR/tokenizer/)")
       ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "cpu | ref (the slow reference)")
       ("threads", po::value<int64_t>()->default_value(0)->value_name("N"), "CPU threads (0: all cores)");
@@ -358,7 +384,8 @@ cli::ToolSpec lm_generate_tool_spec() {
   s.examples = {"lm-generate --ckpt runs/small --prompt 'The cluster' --max-new-tokens 100",
                 "lm-generate --ckpt runs/small/checkpoints/step-00001000 --prompt 'Once' --temperature 0",
                 "lm-generate --ckpt runs/small --ids 12,7,99 --dump-logits logits.json",
-                "lm-generate --ckpt runs/small --eval tokens/ --eval-samples 256"};
+                "lm-generate --ckpt runs/small --eval tokens/ --eval-samples 256",
+                "lm-generate --ckpt runs/small --lora runs/small-sft --prompt 'Question:' --temperature 0"};
   s.run = run;
   return s;
 }

@@ -16,18 +16,34 @@ namespace bellows::train {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+// One tensor's share of a base fingerprint: its name, shape and fp32 bytes (x86-64 and aarch64
+// are little-endian: the values as stored).
+void fingerprint_tensor(Sha256& h, const nn::ParamSpec& p, const float* values) {
+  h.update(p.name);
+  h.update(std::string(1, '\0'));
+  for (int64_t d : p.shape) h.update(std::to_string(d) + ",");
+  h.update(std::string_view(reinterpret_cast<const char*>(values), p.numel * sizeof(float)));
+}
+}  // namespace
+
 std::string base_fingerprint(const CheckpointReader& base) {
   Sha256 h;
   std::vector<float> buf;
   for (const auto& p : nn::param_specs(base.config())) {
-    h.update(p.name);
-    h.update(std::string(1, '\0'));
-    for (int64_t d : p.shape) h.update(std::to_string(d) + ",");
     buf.resize(p.numel);
     base.read("params/" + p.name, p, buf.data());
-    // x86-64 and aarch64 are little-endian: the bytes are the fp32 values as stored.
-    h.update(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size() * sizeof(float)));
+    fingerprint_tensor(h, p, buf.data());
   }
+  return h.hex();
+}
+
+std::string base_fingerprint(const nn::LlamaConfig& config, const std::vector<float>& params) {
+  Sha256 h;
+  const auto specs = nn::param_specs(config);
+  BELLOWS_CHECK(!specs.empty() && params.size() == specs.back().offset + specs.back().numel,
+                "base_fingerprint: params of another shape than the config");
+  for (const auto& p : specs) fingerprint_tensor(h, p, params.data() + p.offset);
   return h.hex();
 }
 
@@ -178,28 +194,29 @@ void check_adapter_matches(const AdapterData& a, const std::string& adapter_path
                      a.base_fingerprint.substr(0, 12) + ") than " + base_path + " (" + fingerprint.substr(0, 12) + ")");
 }
 
+void merge_adapter_tensor(const AdapterData& a, const nn::ParamSpec& A, const nn::ParamSpec& B, float* W) {
+  const double s = a.lora.scale();
+  const int r = a.lora.rank;
+  const int64_t out = B.shape[0], in = A.shape[1];
+  const float* a_ = a.tensors.data() + A.offset;
+  const float* b_ = a.tensors.data() + B.offset;
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t j = 0; j < in; ++j) {
+      double acc = 0;
+      for (int k = 0; k < r; ++k) acc += double(b_[o * r + k]) * a_[size_t(k) * size_t(in) + size_t(j)];
+      W[o * in + j] = float(W[o * in + j] + s * acc);
+    }
+}
+
 void merge_adapter(const AdapterData& a, std::vector<float>& params) {
   const auto base = nn::param_specs(a.base_config);
   const auto specs = nn::lora_param_specs(a.base_config, a.lora);
-  const double s = a.lora.scale();
-  const int r = a.lora.rank;
   for (size_t i = 0; i < specs.size(); i += 2) {
-    const nn::ParamSpec& A = specs[i];
-    const nn::ParamSpec& B = specs[i + 1];
     // "lora/<base>/A" -> "<base>.weight"
-    const std::string wname = A.name.substr(5, A.name.size() - 7) + ".weight";
+    const std::string wname = specs[i].name.substr(5, specs[i].name.size() - 7) + ".weight";
     const auto it = std::find_if(base.begin(), base.end(), [&](const nn::ParamSpec& p) { return p.name == wname; });
     BELLOWS_CHECK(it != base.end(), "adapter of unknown base tensor " + wname);
-    const int64_t out = B.shape[0], in = A.shape[1];
-    float* W = params.data() + it->offset;
-    const float* a_ = a.tensors.data() + A.offset;
-    const float* b_ = a.tensors.data() + B.offset;
-    for (int64_t o = 0; o < out; ++o)
-      for (int64_t j = 0; j < in; ++j) {
-        double acc = 0;
-        for (int k = 0; k < r; ++k) acc += double(b_[o * r + k]) * a_[size_t(k) * size_t(in) + size_t(j)];
-        W[o * in + j] = float(W[o * in + j] + s * acc);
-      }
+    merge_adapter_tensor(a, specs[i], specs[i + 1], params.data() + it->offset);
   }
 }
 

@@ -32,6 +32,10 @@ struct AdapterData {
 // SHA-256 over the base's parameter names, shapes and fp32 values (little-endian), in
 // param_specs order, read tensor by tensor (a model larger than memory is fine).
 std::string base_fingerprint(const CheckpointReader& base);
+// The same digest (the same byte stream) of a base already in memory: params in
+// param_specs(config) order, as load_checkpoint returns them (lm-generate --lora reads the base
+// once).
+std::string base_fingerprint(const nn::LlamaConfig& config, const std::vector<float>& params);
 
 // Writes one adapter file (into a temporary name, renamed when complete).
 void write_adapter_file(const std::string& path, const AdapterData& d, const std::string& tool,
@@ -54,6 +58,9 @@ std::string resolve_adapter(const std::string& path, const std::string& flag = "
 void check_adapter_matches(const AdapterData& a, const std::string& adapter_path, const nn::LlamaConfig& base_config,
                            const std::string& base_fingerprint, const std::string& base_path);
 
+// W += scaling * B A for one adapted projection (A, B: specs of lora_param_specs(a.base_config,
+// a.lora); W: that base tensor, [out, in]), in double per element.
+void merge_adapter_tensor(const AdapterData& a, const nn::ParamSpec& A, const nn::ParamSpec& B, float* W);
 // Folds the adapter into a whole base's parameters (param_specs(base_config) order):
 // W += scaling * B A, in double per element, for every adapted projection.
 void merge_adapter(const AdapterData& a, std::vector<float>& params);

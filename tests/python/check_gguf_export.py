@@ -1,13 +1,16 @@
 """A GGUF export checked by llama.cpp itself (llama-cpp-python, in the hf venv).
 
   check_gguf_export.py FILE.gguf LOGITS_JSON --tol T [--greedy IDS --n N] [--texts F --ids F [--ids-special F]]
-                       [--expect-type NAME=TYPE ...]
+                       [--expect-type NAME=TYPE ...] [--lora ADAPTER.gguf] [--kv-f32]
 
 llama.cpp loads the file; its logits for LOGITS_JSON's ids (lm-generate --dump-logits) must be
 within T of ours (max|ours - theirs| / max|ours|). --greedy: the comma-separated ids that
 lm-generate --temperature 0 --print-ids printed for the same prompt, whose first len(ids) are
 the prompt: llama.cpp's greedy continuation of N tokens must be the same. --texts/--ids: its
 tokenizer must give our ids (--ids-special: with special-token strings matched). --expect-type: the gguf package's reader must see that tensor type.
+--lora: llama.cpp applies that GGUF LoRA adapter to the model (lora_path, scale 1) before anything
+is computed; LOGITS_JSON is then lm-generate --lora's. --kv-f32: llama.cpp keeps its KV cache in
+float32 instead of its default float16 (which alone rounds K and V to 11 significant bits).
 """
 import argparse
 import json
@@ -25,6 +28,8 @@ ap.add_argument("--texts")
 ap.add_argument("--ids")
 ap.add_argument("--ids-special")
 ap.add_argument("--expect-type", action="append", default=[])
+ap.add_argument("--lora")
+ap.add_argument("--kv-f32", action="store_true")
 a = ap.parse_args()
 
 reader = gguf.GGUFReader(a.gguf_file)
@@ -37,7 +42,8 @@ assert reader.fields["general.architecture"].contents() == "llama"
 ours = json.load(open(a.logits_json))
 ids = ours["ids"]
 ref = np.array(ours["logits"], dtype=np.float64)
-llm = Llama(model_path=a.gguf_file, n_ctx=256, logits_all=True, verbose=False, n_threads=2, n_batch=256)
+llm = Llama(model_path=a.gguf_file, n_ctx=256, logits_all=True, verbose=False, n_threads=2, n_batch=256,
+            lora_path=a.lora, **({"type_k": 0, "type_v": 0} if a.kv_f32 else {}))  # 0: GGML_TYPE_F32
 llm.eval(ids)
 theirs = np.array(llm.scores[: len(ids)], dtype=np.float64)
 assert theirs.shape == ref.shape, (theirs.shape, ref.shape)
