@@ -9,7 +9,11 @@
 #   3. tokenize-pack: a tokenizer trained on the curated text, pretraining shards packed with it;
 #   4. pretrain: the `small` model (~20M parameters) trained on those shards for a few minutes,
 #      its validation loss compared with the corpus' unigram entropy, its chart (make plot);
-#   5. lm-generate: text from the trained model, and its perplexity on the validation split.
+#   5. lm-generate: text from the trained model, and its perplexity on the validation split;
+#   6. lora-tune: a LoRA adapter on the frozen model learns to answer any line with a fixed
+#      sign-off (SFT shards from tokenize-pack --mode sft; loss on the answer only), shown by
+#      lm-generate with and without --lora;
+#   7. ckpt-convert: the model to HF safetensors and GGUF, the adapter to HF PEFT and GGUF LoRA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -89,5 +93,56 @@ for prompt in "Copyright (C) 2012 " "This package is free software; you can" "  
     echo "---"
 done
 
+step "lora-tune: teach the frozen model a fixed answer with a LoRA adapter (SFT, loss on the answer only)"
+# Prompts are lines of Debian copyright files (what the model was trained on); the answer is always
+# the same sign-off, which the model never writes after such a line. 400 examples to train on, 40
+# held out.
+/usr/bin/python3 - "$OUT" <<'PY'
+import json, random, sys, glob, os
+out = sys.argv[1]
+random.seed(1)
+lines = []
+for path in sorted(glob.glob("/usr/share/doc/*/copyright"))[:400]:
+    try:
+        for l in open(path, errors="ignore"):
+            l = " ".join(l.split())
+            if 20 <= len(l) <= 80:
+                lines.append(l)
+    except OSError:
+        pass
+random.shuffle(lines)
+answer = " -- reviewed and approved by the bellows maintainers"
+for name, chunk in (("sft", lines[:400]), ("sft-valid", lines[400:440])):
+    with open(f"{out}/{name}.jsonl", "w") as f:
+        for l in chunk:
+            f.write(json.dumps({"prompt": l, "response": answer}) + "\n")
+with open(f"{out}/probe.txt", "w") as f:
+    f.write("\n".join(lines[400:403]) + "\n")
+PY
+for name in sft sft-valid; do
+    "$BIN/tokenize-pack" --tokenizer "$OUT/run/tokenizer/tokenizer.json" --mode sft --seq-len 128 \
+        "$OUT/$name.jsonl" -o "$OUT/$name-tokens" --progress off
+done
+"$BIN/lora-tune" --base "$OUT/run" --data "$OUT/sft-tokens" --valid-data "$OUT/sft-valid-tokens" --seq-len 128 \
+    --micro-batch 8 --rank 16 --alpha 32 --lr 3e-3 --warmup-steps 10 --steps "${DEMO_LORA_STEPS:-150}" \
+    --eval-every 50 --log-every 25 -o "$OUT/lora"
+ls -l "$OUT/lora/checkpoints/latest" "$OUT/lora"/checkpoints/step-*/adapter.h5
+
+step "lm-generate: held-out lines, the base model and then base + adapter (greedy)"
+while IFS= read -r prompt; do
+    echo "prompt: $prompt"
+    echo "base:   $("$BIN/lm-generate" --ckpt "$OUT/run" --prompt "$prompt" --max-new-tokens 16 --temperature 0 2>/dev/null)"
+    echo "+ LoRA: $("$BIN/lm-generate" --ckpt "$OUT/run" --lora "$OUT/lora" --prompt "$prompt" --max-new-tokens 16 --temperature 0 2>/dev/null)"
+    echo "---"
+done <"$OUT/probe.txt"
+
+step "ckpt-convert: the model for transformers/vLLM (HF safetensors) and llama.cpp (GGUF), the adapter for peft and llama.cpp"
+mkdir -p "$OUT/export"
+"$BIN/ckpt-convert" --from "$OUT/run" --to hf --dtype bf16 -o "$OUT/export/hf" --progress off
+"$BIN/ckpt-convert" --from "$OUT/run" --to gguf --dtype q8_0 -o "$OUT/export/model-q8_0.gguf" --progress off
+"$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/lora" --to peft --peft-base "$OUT/export/hf" -o "$OUT/export/peft" --progress off
+"$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/lora" --to gguf-lora -o "$OUT/export/lora.gguf" --progress off
+ls -l "$OUT/export" "$OUT/export/hf" "$OUT/export/peft"
+
 step "Done. Output in $OUT"
-echo "Next tools (open issues): ckpt-convert, lora-tune, dpo-align."
+echo "Next tool (open issue): dpo-align."
