@@ -3,7 +3,7 @@
 
     torch_train.py --data DIR --config config.json --steps N --result OUT.json
                    [--seq-len 256] [--micro-batch 8] [--lr 1e-3] [--min-lr 1e-4] [--warmup-steps 10]
-                   [--seed 1] [--threads 2] [--save DIR] [--warmup-exclude 2]
+                   [--seed 1] [--threads 2] [--save DIR] [--warmup-exclude 2] [--accum 1] [--ddp]
     torch_train.py --matmul-peak OUT.json [--threads 2]    (torch.mm GFLOP/s at n = 512..2048, for information)
 
 The model is LlamaForCausalLM as HF transformers' modeling_llama.py defines it, written out in plain
@@ -30,6 +30,19 @@ optimizer step (what pretrain's step time covers). The result JSON holds every s
 loss, tokens/s over the steps after the first --warmup-exclude (median and mean step time), the
 peak RSS of the process (resource.getrusage ru_maxrss), versions and threads. --save DIR writes a
 checkpoint at the end (model + AdamW state, torch.save), as pretrain always does; it is not timed.
+
+--accum A (bench/parallel) accumulates the gradients of A micro-batches per step (each micro-batch's
+mean loss divided by A, so the gradient is the mean over the step's tokens, as pretrain's). --ddp
+trains with torch.distributed.DistributedDataParallel over the gloo backend, one process per rank,
+started by hand or by torch.distributed.run (init_method env://: RANK, WORLD_SIZE, MASTER_ADDR,
+MASTER_PORT); DDP averages the gradients across ranks in its buckets during the backward (all but the
+last micro-batch of a step under model.no_sync()); broadcast_buffers=False (the model's only buffer,
+RoPE's inv_freq, is a constant). The global batch is micro-batch x A x ranks, and replica d reads
+micro-batches d*A .. d*A + A - 1 of each global batch, as pretrain's data parallelism does, so the
+samples match pretrain --dp. The logged loss is the mean over the global batch (an all_reduce of one
+number, inside the timed step). Rank 0 writes --result and --save (the unwrapped model's state dict);
+rank r > 0 writes its step times to --result with ".rank<r>" before the extension. Without --accum and
+--ddp the behaviour and the result file are exactly as before.
 """
 
 import argparse
@@ -315,6 +328,49 @@ def matmul_peak(out, threads, sizes=(512, 1024, 1536, 2048), reps=5, min_s=0.5):
     print(f"torch.mm peak {peak['gflops']:.1f} GFLOP/s at n={peak['n']} ({threads} threads)", file=sys.stderr)
 
 
+def train_extended(a, model, opt, data, rank, world, min_lr):
+    """The training loop of --accum / --ddp: A micro-batches per step and rank, replica d reading micro-batches
+    d*A .. d*A + A - 1 of each global batch (pretrain's order under --dp), the loss averaged over the global batch."""
+    import contextlib
+    T, B, A = a.seq_len, a.micro_batch, a.accum
+    global_rows = B * A * world
+    tokens_per_step = global_rows * T
+    steps, consumed = [], 0
+    for step in range(a.steps):
+        t0 = time.perf_counter()
+        lr = lr_at(step, a.steps, a.warmup_steps, a.lr, min_lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        td, loss_sum = 0.0, 0.0
+        for mb in range(A):
+            t1 = time.perf_counter()
+            ids, targets = data.batch(consumed + (rank * A + mb) * B, B, T, a.seed)
+            td += time.perf_counter() - t1
+            sync = model.no_sync() if a.ddp and mb < A - 1 else contextlib.nullcontext()
+            with sync:
+                loss = model(ids, targets) / A
+                loss.backward()
+            loss_sum += loss.detach()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip) if a.grad_clip > 0 else None
+        opt.step()
+        if a.ddp:
+            import torch.distributed as dist
+            loss_sum = loss_sum.reshape(1)
+            dist.all_reduce(loss_sum)
+            loss_sum /= world
+        lv = float(loss_sum)
+        dt = time.perf_counter() - t0
+        consumed += global_rows
+        steps.append({"step": step + 1, "seconds": dt, "data_seconds": td, "loss": lv, "lr": lr,
+                      "grad_norm": float(gnorm) if gnorm is not None else None,
+                      "tokens_per_s": tokens_per_step / dt})
+        if rank == 0:
+            print(f"step {step + 1}/{a.steps} loss {lv:.4f} lr {lr:.3g} grad_norm {float(gnorm or 0):.3f} | "
+                  f"{tokens_per_step / dt:.0f} tok/s | step {dt:.3f} s (data {100 * td / dt:.1f}%)", file=sys.stderr)
+    return steps
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data")
@@ -336,6 +392,9 @@ def main():
     ap.add_argument("--save", help="write a checkpoint (model + optimizer, torch.save) here at the end")
     ap.add_argument("--result")
     ap.add_argument("--matmul-peak", metavar="OUT.json")
+    ap.add_argument("--accum", type=int, default=1, help="micro-batches accumulated per step (per rank)")
+    ap.add_argument("--ddp", action="store_true", help="DistributedDataParallel over gloo (RANK, WORLD_SIZE, "
+                    "MASTER_ADDR, MASTER_PORT from the environment)")
     a = ap.parse_args()
     if a.matmul_peak:
         matmul_peak(a.matmul_peak, a.threads)
@@ -344,6 +403,14 @@ def main():
         if getattr(a, k) is None:
             ap.error(f"--{k} is required")
     min_lr = a.lr / 10 if a.min_lr is None else a.min_lr
+    if a.accum < 1:
+        ap.error("--accum must be at least 1")
+    extended = a.ddp or a.accum != 1  # bench/parallel's modes; without them, everything below is as before
+    rank, world = 0, 1
+    if a.ddp:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method="env://")
+        rank, world = dist.get_rank(), dist.get_world_size()
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -356,6 +423,9 @@ def main():
         raise SystemExit(f"the model's vocabulary ({cfg['vocab_size']}) is smaller than the data's ({data.vocab_size})")
     model = LlamaForCausalLM(cfg)
     model.train()
+    module = model
+    if a.ddp:
+        model = nn.parallel.DistributedDataParallel(module, broadcast_buffers=False)
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for p in model.parameters() if p.dim() == 2]
     no_decay = [p for p in model.parameters() if p.dim() != 2]
@@ -363,13 +433,20 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(a.beta1, a.beta2), eps=a.adam_eps)
     t_ready = time.perf_counter()
-    print(f"torch_train: {n_params} parameters, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{data.total} samples of {data.seq_len} in {len(data.files)} shard(s)", file=sys.stderr)
+    if rank == 0:
+        print(f"torch_train: {n_params} parameters, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"{data.total} samples of {data.seq_len} in {len(data.files)} shard(s)"
+              + (f"; {world} rank(s){' (DDP, gloo)' if a.ddp else ''} x {a.accum} micro-batch(es) of {B} per step"
+                 if extended else ""), file=sys.stderr)
 
     steps = []
     tokens_per_step = B * T
     consumed = 0
-    for step in range(a.steps):
+    if extended:
+        tokens_per_step = B * T * a.accum * world
+        steps = train_extended(a, model, opt, data, rank, world, min_lr)
+        consumed = B * a.accum * world * a.steps
+    for step in range(0 if extended else a.steps):  # (--accum / --ddp: trained above)
         t0 = time.perf_counter()
         ids, targets = data.batch(consumed, B, T, a.seed)
         td = time.perf_counter() - t0
@@ -391,15 +468,16 @@ def main():
               f"{tokens_per_step / dt:.0f} tok/s | step {dt:.3f} s (data {100 * td / dt:.1f}%)", file=sys.stderr)
     t_trained = time.perf_counter()
     rss_train_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if a.save:
+    if a.save and rank == 0:
         os.makedirs(a.save, exist_ok=True)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": a.steps},
+        torch.save({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": a.steps},
                    os.path.join(a.save, "checkpoint.pt"))
     timed = steps[a.warmup_exclude:] or steps
     secs = [s["seconds"] for s in timed]
     med, mean = statistics.median(secs), statistics.mean(secs)
-    res = {"peer": "pytorch-eager", "config": cfg, "parameters": n_params, "seq_len": T, "micro_batch": B,
-           "global_batch": B, "steps": a.steps, "warmup_excluded": len(steps) - len(timed), "seed": a.seed,
+    res = {"peer": "pytorch-eager" if not a.ddp else "pytorch-ddp-gloo", "config": cfg, "parameters": n_params,
+           "seq_len": T, "micro_batch": B, "global_batch": B * a.accum * world, "steps": a.steps,
+           "warmup_excluded": len(steps) - len(timed), "seed": a.seed,
            "lr": a.lr, "min_lr": min_lr, "warmup_steps": a.warmup_steps, "tokens_per_step": tokens_per_step,
            "step_seconds_median": med, "step_seconds_mean": mean, "step_seconds_min": min(secs),
            "tokens_per_s_median": tokens_per_step / med, "tokens_per_s_mean": tokens_per_step / mean,
@@ -410,9 +488,23 @@ def main():
                        "save": time.perf_counter() - t_trained},
            "optimizer": "torch.optim.AdamW (defaults otherwise: foreach/fused not set)",
            "data_files": data.files, "data_samples": data.total, **versions()}
-    with open(a.result, "w") as f:
+    result = a.result
+    if extended:
+        res.update({"accum": a.accum, "ddp": a.ddp, "rank": rank, "world_size": world, "samples_consumed": consumed})
+        if a.ddp:
+            res["ddp_options"] = {"backend": "gloo", "broadcast_buffers": False, "no_sync": "all but the last "
+                                  "micro-batch of a step", "bucket_cap_mb": 25}
+            if rank > 0:
+                root, ext = os.path.splitext(result)
+                result = f"{root}.rank{rank}{ext}"
+    with open(result, "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
+    if a.ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank > 0:
+        return 0
     print(f"torch_train: {tokens_per_step / med:.0f} tok/s (median step {med:.3f} s over steps "
           f"{len(steps) - len(timed) + 1}..{len(steps)}), final loss {steps[-1]['loss']:.4f}, "
           f"peak RSS {res['peak_rss_mb_getrusage']:.0f} MB", file=sys.stderr)
