@@ -97,13 +97,13 @@ SYS_PY   := /usr/bin/python3
 HF_REQ   := tests/python/requirements-hf.txt
 HF_VENV  ?= $(HOME)/.cache/bellows/hf-venv-$(shell sha256sum $(HF_REQ) 2>/dev/null | cut -c1-12)
 
-.PHONY: fuzz fuzz-toolchain bench-pretrain bench-parallel plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+.PHONY: fuzz fuzz-toolchain bench-pretrain bench-parallel bench-lora plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
         bench-venv-tokenize bench-tokenize bench-convert
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
+	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-lora | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, HF_VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -375,6 +375,13 @@ bench-parallel:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory venv
 	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/parallel/run.sh $(BENCH_ARGS)
+
+# lora-tune against full SFT and pretraining on the same model (tokens/s, peak RSS); writes
+# bench/lora/results.{json,md}. Run on a quiet machine: make bench-lora BENCH_ARGS='--steps 20 --repeat 2'
+bench-lora:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory venv
+	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/lora/run.sh $(BENCH_ARGS)
 
 # A pretrain run's loss / learning-rate / throughput chart: make plot RUN=runs/small
 plot:
