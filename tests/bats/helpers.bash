@@ -81,3 +81,38 @@ n_kinds() {
     done
     echo "$n"
 }
+
+# The loss of every step, one per line, from a run's metrics (the last record of each step:
+# a resumed run re-logs the steps after its checkpoint).
+losses() {
+    python3 - "$1" <<'PY'
+import json, sys
+last = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("event") == "step":
+        last[r["step"]] = r["loss"]
+for s in sorted(last):
+    print(s, repr(last[s]))
+PY
+}
+
+# same_losses A B: the per-step losses of two runs' metrics.jsonl agree within 1e-5 relative (the
+# last record of each step counts: a resumed run repeats the steps after its checkpoint); for runs
+# on several ranks, whose sums round differently from one process's.
+same_losses() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+def losses(p):
+    last = {}
+    for line in open(p):
+        r = json.loads(line)
+        if r.get("event") == "step":
+            last[r["step"]] = r["loss"]
+    return [last[s] for s in sorted(last)]
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(a) == len(b) and a, f"{len(a)} vs {len(b)} steps"
+worst = max(abs(x - y) / abs(y) for x, y in zip(a, b))
+assert worst < 1e-5, f"largest relative difference {worst:.3g}: {a} vs {b}"
+PY
+}

@@ -48,37 +48,6 @@ tune() {
         --threads 1 --warmup-steps 5 --log-every 1000 "${extra[@]}" "$@"
 }
 
-# The per-step losses of a run (the last record of each step), one per line.
-losses() {
-    python3 - "$1" <<'PY'
-import json, sys
-last = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r.get("event") == "step":
-        last[r["step"]] = r["loss"]
-for s in sorted(last):
-    print(s, repr(last[s]))
-PY
-}
-
-same_losses() {
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-def losses(p):
-    last = {}
-    for line in open(p):
-        r = json.loads(line)
-        if r.get("event") == "step":
-            last[r["step"]] = r["loss"]
-    return [last[s] for s in sorted(last)]
-a, b = losses(sys.argv[1]), losses(sys.argv[2])
-assert len(a) == len(b) and a, f"{len(a)} vs {len(b)} steps"
-worst = max(abs(x - y) / abs(y) for x, y in zip(a, b))
-assert worst < 1e-5, f"largest relative difference {worst:.3g}"
-PY
-}
-
 @test "LoRA learns the response format: held-out loss drops, only the adapter is saved, the base is untouched" {
     base_sum=$(sha256sum "$SHARED"/base/checkpoints/step-00000300/model.h5)
     run tune --valid-data "$SHARED/task-valid" --rank 16 --steps 100 --eval-every 100 -o "$D/lora"

@@ -45,25 +45,6 @@ train() {
         --lr 3e-3 --warmup-steps 2 --log-every 100 "${extra[@]}" "$@"
 }
 
-# same_losses A B: the per-step losses of two runs' metrics agree within 1e-5 relative (the
-# last record of each step counts: a resumed run repeats the steps after its checkpoint).
-same_losses() {
-    python3 - "$1" "$2" <<'PY'
-import json, sys
-def losses(p):
-    last = {}
-    for line in open(p):
-        r = json.loads(line)
-        if r.get("event") == "step":
-            last[r["step"]] = r["loss"]
-    return [last[s] for s in sorted(last)]
-a, b = losses(sys.argv[1]), losses(sys.argv[2])
-assert len(a) == len(b) and a, f"{len(a)} vs {len(b)} steps"
-worst = max(abs(x - y) / abs(y) for x, y in zip(a, b))
-assert worst < 1e-5, f"largest relative difference {worst:.3g}: {a} vs {b}"
-PY
-}
-
 @test "every layout (TP, PP, DP) with and without ZeRO-1: the single-process losses over 20 steps" {
     for layout in "1 1 1" "2 1 1" "1 2 1" "1 1 2" "2 2 1" "2 1 2" "1 2 2" "2 2 2"; do
         read -r tp pp dp <<<"$layout"

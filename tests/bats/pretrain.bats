@@ -26,21 +26,6 @@ train() {
     exec "$BIN/pretrain" --data "$SHARED/tok" --model tiny --micro-batch 4 --threads 1 "${extra[@]}" "$@"
 }
 
-# The loss of every step, one per line, from a run's metrics (the last record of each step:
-# a resumed run re-logs the steps after its checkpoint).
-losses() {
-    python3 - "$1" <<'PY'
-import json, sys
-last = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r.get("event") == "step":
-        last[r["step"]] = r["loss"]
-for s in sorted(last):
-    print(s, repr(last[s]))
-PY
-}
-
 @test "two runs with the same seed give bit-identical losses; the loss goes down" {
     run "${TRAIN[@]}" --steps 12 -o "$D/a"
     assert_success
