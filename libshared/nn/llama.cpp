@@ -78,6 +78,14 @@ std::vector<ParamSpec> param_specs(const LlamaConfig& c, const ModelShard& sh) {
 
 std::vector<ParamSpec> param_specs(const LlamaConfig& c) { return param_specs(c, ModelShard{}); }
 
+size_t logical_index(const ParamSpec& p, size_t i) {
+  if (p.split_dim < 0 || p.shape.size() < 2) return p.split_dim == 0 ? i + size_t(p.split_begin) : i;
+  size_t r = i / size_t(p.shape[1]), c = i % size_t(p.shape[1]);
+  if (p.split_dim == 0) r += size_t(p.split_begin);
+  else c += size_t(p.split_begin);
+  return r * size_t(p.global_shape[1]) + c;
+}
+
 ParamLayout ParamLayout::of(const LlamaConfig& cfg, const ModelShard& sh) {
   const auto specs = param_specs(cfg, sh);
   ParamLayout p;

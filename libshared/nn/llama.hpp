@@ -65,6 +65,9 @@ struct ParamSpec {
 
 // The parameter list of a config, with offsets; the order every checkpoint and buffer uses.
 std::vector<ParamSpec> param_specs(const LlamaConfig& cfg);
+// Where element i of a shard's tensor p (row-major in p.shape) sits in the logical tensor
+// (row-major in p.global_shape).
+size_t logical_index(const ParamSpec& p, size_t i);
 // The same for one rank's shard: its tensors, in the same order, with local shapes and offsets.
 std::vector<ParamSpec> param_specs(const LlamaConfig& cfg, const ModelShard& shard);
 

@@ -566,16 +566,6 @@ class NamedGroup final : public dist::Communicator {
   int r_, t_;
 };
 
-// The element of the whole tensor that a shard's element i stands for.
-size_t whole_index(const ParamSpec& p, size_t i) {
-  if (p.shape.size() == 1 || p.split_dim < 0) return i;
-  const size_t cols = size_t(p.shape[1]), gcols = size_t(p.global_shape[1]);
-  size_t r = i / cols, c = i % cols;
-  if (p.split_dim == 0) r += size_t(p.split_begin);
-  else c += size_t(p.split_begin);
-  return r * gcols + c;
-}
-
 }  // namespace
 
 // A shard initialises to exactly its slice of the whole model's initial weights, whatever the
@@ -607,7 +597,7 @@ TEST(NnModel, ShardInitialisationIsTheSliceOfTheWhole) {
       for (const auto& p : shard.params()) {
         const ParamSpec& q = *by_name.at(p.name);
         for (size_t i = 0; i < p.numel; ++i)
-          ASSERT_EQ(s[p.offset + i], w[q.offset + whole_index(p, i)]) << p.name << " tp " << r << "/" << t;
+          ASSERT_EQ(s[p.offset + i], w[q.offset + logical_index(p, i)]) << p.name << " tp " << r << "/" << t;
       }
     }
   EXPECT_THROW(check_tensor_parallel(c, 4), UsageError);  // 2 kv heads do not split 4 ways

@@ -191,14 +191,9 @@ void slice_adapter(const nn::LlamaConfig& cfg, const nn::LoraConfig& lora, const
   const auto whole_specs = nn::lora_param_specs(cfg, lora);
   for (const auto& p : whole_specs) by_name[p.name] = &p;
   for (const auto& p : local) {
-    const nn::ParamSpec& w = *by_name.at(p.name);
-    const size_t cols = size_t(p.shape[1]), wcols = size_t(w.shape[1]);
-    for (size_t i = std::max(p.offset, lo); i < std::min(p.offset + p.numel, hi); ++i) {
-      size_t r = (i - p.offset) / cols, c = (i - p.offset) % cols;
-      if (p.split_dim == 0) r += size_t(p.split_begin);
-      if (p.split_dim == 1) c += size_t(p.split_begin);
-      out[i - lo] = whole[w.offset + r * wcols + c];
-    }
+    const size_t at = by_name.at(p.name)->offset;
+    for (size_t i = std::max(p.offset, lo); i < std::min(p.offset + p.numel, hi); ++i)
+      out[i - lo] = whole[at + nn::logical_index(p, i - p.offset)];
   }
 }
 
@@ -215,13 +210,9 @@ std::vector<float> gather_adapter(dist::Communicator& world, const nn::LlamaConf
   if (writes)
     for (const auto& p : local) {
       if (p.tp_replicated && tp_rank != 0) continue;
-      const nn::ParamSpec& w = *by_name.at(p.name);
-      const size_t cols = size_t(p.shape[1]), wcols = size_t(w.shape[1]);
+      const size_t base = by_name.at(p.name)->offset;
       for (size_t i = std::max(p.offset, lo); i < std::min(p.offset + p.numel, hi); ++i) {
-        size_t r = (i - p.offset) / cols, c = (i - p.offset) % cols;
-        if (p.split_dim == 0) r += size_t(p.split_begin);
-        if (p.split_dim == 1) c += size_t(p.split_begin);
-        const uint64_t at = w.offset + r * wcols + c;
+        const uint64_t at = base + nn::logical_index(p, i - p.offset);
         const float v = values[i - lo];
         mine.append(reinterpret_cast<const char*>(&at), sizeof at);
         mine.append(reinterpret_cast<const char*>(&v), sizeof v);

@@ -189,15 +189,7 @@ TEST(MpiTensorParallel, ShardsGiveTheWholeModelsLossAndGradients) {
         const nn::ParamSpec& q = *by_name.at(p.name);
         double num = 0, den = 0;
         for (size_t i = 0; i < p.numel; ++i) {
-          size_t r = i, col = 0;
-          if (p.shape.size() == 2) {
-            r = i / size_t(p.shape[1]);
-            col = i % size_t(p.shape[1]);
-            if (p.split_dim == 0) r += size_t(p.split_begin);
-            if (p.split_dim == 1) col += size_t(p.split_begin);
-            r = r * size_t(p.global_shape[1]) + col;
-          }
-          const double a = shard.grad_data()[p.offset + i], b = whole.grad_data()[q.offset + r];
+          const double a = shard.grad_data()[p.offset + i], b = whole.grad_data()[q.offset + nn::logical_index(p, i)];
           num += (a - b) * (a - b);
           den += b * b;
         }
@@ -282,12 +274,7 @@ TEST(MpiTensorParallel, LoraShardsGiveTheWholeModelsAdapterGradients) {
       std::vector<float> p(shard.num_trainable());
       for (const auto& s : shard.trainable_specs()) {
         const nn::ParamSpec& q = *by_name.at(s.name);
-        for (size_t i = 0; i < s.numel; ++i) {
-          size_t r = i / size_t(s.shape[1]), col = i % size_t(s.shape[1]);
-          if (s.split_dim == 0) r += size_t(s.split_begin);
-          if (s.split_dim == 1) col += size_t(s.split_begin);
-          p[s.offset + i] = whole.trainable_data()[q.offset + r * size_t(q.shape[1]) + col];
-        }
+        for (size_t i = 0; i < s.numel; ++i) p[s.offset + i] = whole.trainable_data()[q.offset + nn::logical_index(s, i)];
       }
       be2->upload(shard.trainable_data(), p.data(), p.size());
       be2->zero(shard.trainable_grad(), shard.num_trainable());
@@ -305,10 +292,7 @@ TEST(MpiTensorParallel, LoraShardsGiveTheWholeModelsAdapterGradients) {
       const nn::ParamSpec& q = *by_name.at(p.name);
       double num = 0, den = 0;
       for (size_t i = 0; i < p.numel; ++i) {
-        size_t r = i / size_t(p.shape[1]), col = i % size_t(p.shape[1]);
-        if (p.split_dim == 0) r += size_t(p.split_begin);
-        if (p.split_dim == 1) col += size_t(p.split_begin);
-        const double a = shard.trainable_grad()[p.offset + i], b = whole.trainable_grad()[q.offset + r * size_t(q.shape[1]) + col];
+        const double a = shard.trainable_grad()[p.offset + i], b = whole.trainable_grad()[q.offset + nn::logical_index(p, i)];
         num += (a - b) * (a - b);
         den += b * b;
       }
