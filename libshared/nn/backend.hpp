@@ -103,6 +103,8 @@ class Backend {
                            uint64_t seed) = 0;
   // a[n] += b[n] * c[n]
   virtual void mul_acc(float* a, const float* b, const float* c, size_t n) = 0;
+  // x[n, :] *= s[n] for the rows of x[N, V] (DPO: each sequence's share of the loss gradient).
+  virtual void scale_rows(float* x, const float* s, int N, int V) = 0;
 
   // Softmax cross-entropy over logits[N,V] with targets[N] (-1: no loss at that row):
   // losses[N] = -log softmax(logits)[target] (0 where ignored). With grad_scale != 0 the

@@ -360,6 +360,15 @@ class CpuBackend final : public Backend {
         u[k] = x[k] * mask[k];
       }
   }
+  void scale_rows(float* x, const float* s, int N, int V) override {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      float* r = x + size_t(n) * V;
+      const float f = s[n];
+#pragma omp simd
+      for (int i = 0; i < V; ++i) r[i] *= f;
+    }
+  }
   void mul_acc(float* a, const float* b, const float* c, size_t n) override {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; ++i) a[i] += b[i] * c[i];

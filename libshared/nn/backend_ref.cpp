@@ -283,6 +283,10 @@ class RefBackend final : public Backend {
         u[k] = x[k] * mask[k];
       }
   }
+  void scale_rows(float* x, const float* s, int N, int V) override {
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < V; ++i) x[size_t(n) * V + i] *= s[n];
+  }
   void mul_acc(float* a, const float* b, const float* c, size_t n) override {
     for (size_t i = 0; i < n; ++i) a[i] += b[i] * c[i];
   }

@@ -153,7 +153,7 @@ size_t LlamaModel::activation_floats(const LlamaConfig& c, int B, int T, Recompu
 }
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute, const ModelParallel& par,
-                       const LoraConfig* lora)
+                       const LoraConfig* lora, bool frozen)
     : cfg_(cfg), be_(be), par_(par), B_(B), T_(T), N_(B * T), C_(int(cfg.hidden_size)), F_(int(cfg.intermediate_size)),
       H_(int(cfg.num_attention_heads)), KV_(int(cfg.num_key_value_heads)), D_(int(cfg.head_dim())),
       V_(int(cfg.vocab_size)), L_(0), recompute_(recompute) {
@@ -177,7 +177,8 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recomp
   layout_ = ParamLayout::of(cfg_, sh);
   n_params_ = layout_.total;
   params_ = be_.alloc(n_params_);
-  if (!lora) grads_ = be_.alloc(n_params_);  // a frozen base gets no gradient buffer
+  BELLOWS_CHECK(!(frozen && lora), "a frozen model has no adapters to train");
+  if (!lora && !frozen) grads_ = be_.alloc(n_params_);  // a frozen base gets no gradient buffer
 
   // RoPE tables for the positions a row can hold.
   const int max_pos = int(std::min<int64_t>(cfg_.max_position_embeddings, T));
@@ -351,13 +352,27 @@ void LlamaModel::set_dropout_seed(uint64_t seed, int slot) {
   if (has_lora()) dropout_seed_[size_t(slot)] = seed;
 }
 
+void LlamaModel::set_reference_adapters(bool on, const float* w) {
+  BELLOWS_CHECK(has_lora(), "a reference pass through adapters needs a model with adapters");
+  reference_pass_ = on;
+  reference_adapters_ = on ? w : nullptr;
+}
+
+void LlamaModel::scale_logit_grads(const float* factors) {
+  BELLOWS_CHECK(par_.shard.has_head, "only the last pipeline stage has logits");
+  if (!row_scale_) row_scale_ = be_.alloc(size_t(N_));
+  be_.upload(row_scale_, factors, size_t(N_));
+  be_.scale_rows(logits_, row_scale_, N_, V_);
+}
+
 void LlamaModel::lora_forward(int slot, int l, int t, const float* x, float* y) {
   const LoraLayer& w = lora_layout_[size_t(l)];
-  if (!w.on[t]) return;
+  if (!w.on[t] || (reference_pass_ && !reference_adapters_)) return;
+  const float* weights = reference_pass_ ? reference_adapters_ : lora_params_;
   const LoraDims& d = lora_dims_[t];
   const LoraAct& a = lora_act_[size_t(slot)][size_t(l)];
   const float* u = x;
-  if (lora_dropout_ > 0) {
+  if (lora_dropout_ > 0 && !reference_pass_) {
     // One mask stream per (micro-batch, layer, target): the global layer index keeps it the
     // same under any pipeline cut.
     const uint64_t seed = dropout_seed_[size_t(slot)] ^ (uint64_t(par_.shard.layer_begin + l) * 8 + uint64_t(t) + 1) *
@@ -365,9 +380,9 @@ void LlamaModel::lora_forward(int slot, int l, int t, const float* x, float* y) 
     be_.dropout_fwd(lora_u_, a.mask[t], x, N_, d.in, d.width, d.col0, lora_dropout_, seed);
     u = lora_u_;
   }
-  be_.matmul_fwd(a.t[t], u, lora_params_ + w.a[t], N_, d.in, lora_rank_);
+  be_.matmul_fwd(a.t[t], u, weights + w.a[t], N_, d.in, lora_rank_);
   be_.scale(a.t[t], size_t(N_) * size_t(lora_rank_), lora_scale_);
-  be_.matmul_fwd_acc(y, a.t[t], lora_params_ + w.b[t], N_, lora_rank_, d.out);
+  be_.matmul_fwd_acc(y, a.t[t], weights + w.b[t], N_, lora_rank_, d.out);
 }
 
 void LlamaModel::lora_backward(int slot, int l, int t, const float* dy, const float* x, float* dx) {

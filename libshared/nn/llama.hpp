@@ -111,8 +111,9 @@ class LlamaModel {
  public:
   // With `lora`, the base is frozen (no gradient buffer; its matmuls compute input gradients
   // only) and adapters on lora->targets are what trains.
+  // frozen (without lora): forward only, no gradient buffer (DPO's reference copy).
   LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recompute recompute = Recompute::none,
-             const ModelParallel& par = {}, const LoraConfig* lora = nullptr);
+             const ModelParallel& par = {}, const LoraConfig* lora = nullptr, bool frozen = false);
 
   const LlamaConfig& config() const { return cfg_; }
   const std::vector<ParamSpec>& params() const { return specs_; }
@@ -156,6 +157,17 @@ class LlamaModel {
   void backward(int slot = 0);
   const float* logits() const { return logits_; }    // [B*T, V] on the backend (this rank's vocabulary slice)
   const float* losses() const { return losses_; }    // [B*T]
+  // The per-token losses of the last forward on the host, [B*T] (last pipeline stage; whole
+  // across the tensor-parallel group, the same on each of its ranks).
+  const std::vector<float>& host_losses() const { return host_losses_; }
+  // After forward(grad_scale = 1): multiplies token n's row of d loss / d logits by factors[n]
+  // (host, [B*T]), so that the backward carries a loss that weighs each token's log-probability
+  // differently (DPO: each sequence by its pair's d loss / d log-prob).
+  void scale_logit_grads(const float* factors);
+  // DPO's reference pass on a LoRA model: while on, forwards run without adapter dropout and with
+  // the frozen adapter weights w (this shard's adapter layout, on the backend), or the base alone
+  // when w is null. No backward may follow such a forward.
+  void set_reference_adapters(bool on, const float* w = nullptr);
 
   // Pipeline hand-over buffers, [B*T, C] each, on the backend.
   float* stage_input(int slot) { return resid_[size_t(slot)].front(); }
@@ -266,6 +278,9 @@ class LlamaModel {
   float* lora_dt_ = nullptr;  // [N, r] gradient scratch
   float* lora_u_ = nullptr;   // [N, max in] dropped-out input / its gradient (scratch)
   std::vector<uint64_t> dropout_seed_;  // [slots]
+  bool reference_pass_ = false;
+  const float* reference_adapters_ = nullptr;  // null in a reference pass: the base alone
+  float* row_scale_ = nullptr;                 // [N] scale_logit_grads' factors on the backend
 };
 
 }  // namespace bellows::nn

@@ -337,6 +337,21 @@ TEST(NnOps, ReductionsAndAdamwFastEqualReference) {
   for (int i = 0; i < 3; ++i) EXPECT_LT(rel(c[size_t(i)], r[size_t(i)]), 1e-6) << i;
 }
 
+TEST(NnOps, ScaleRowsFastEqualsReference) {
+  Backends b;
+  const int N = 37, V = 1031;  // rows of odd length, several per thread
+  const auto x = randn(size_t(N) * V, 24), s = randn(size_t(N), 25);
+  auto run = [&](Backend& be) {
+    Dev d{be};
+    float* xx = d.put(x);
+    be.scale_rows(xx, d.put(s), N, V);
+    return d.get(xx, x.size());
+  };
+  const auto r = run(*b.ref), c = run(*b.cpu);
+  EXPECT_EQ(c, r);
+  for (int n = 0; n < N; ++n) EXPECT_EQ(r[size_t(n) * V + 7], x[size_t(n) * V + 7] * s[size_t(n)]) << n;
+}
+
 namespace {
 
 LlamaConfig tiny_config(bool tied) {

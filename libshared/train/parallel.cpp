@@ -90,8 +90,8 @@ void ParallelState::reset_comm_times() {
 
 // --- the 1F1B schedule -------------------------------------------------------------------------
 
-double pipeline_train(nn::LlamaModel& model, ParallelState& ps, int M, float grad_scale,
-                      const std::function<void(int mb, int slot)>& load) {
+double pipeline_train(nn::LlamaModel& model, ParallelState& ps, int M, float grad_scale, const MicroBatchHook& load,
+                      const MicroBatchHook& after_forward) {
   dist::Communicator& pp = ps.pp();
   const int P = ps.grid().pp(), s = ps.coord().pp;
   const int prev = s > 0 ? s - 1 : -1, next = s < P - 1 ? s + 1 : -1;
@@ -101,6 +101,7 @@ double pipeline_train(nn::LlamaModel& model, ParallelState& ps, int M, float gra
   auto forward = [&](int mb) {
     load(mb, mb % slots);
     loss += model.forward(grad_scale, mb % slots);
+    if (after_forward) after_forward(mb, mb % slots);
   };
   auto input = [&](int mb) { return model.stage_input(mb % slots); };
   auto output = [&](int mb) { return model.stage_output(mb % slots); };
@@ -130,8 +131,8 @@ double pipeline_train(nn::LlamaModel& model, ParallelState& ps, int M, float gra
   return loss;
 }
 
-double pipeline_forward(nn::LlamaModel& model, ParallelState& ps, int M,
-                        const std::function<void(int mb, int slot)>& load) {
+double pipeline_forward(nn::LlamaModel& model, ParallelState& ps, int M, const MicroBatchHook& load,
+                        const MicroBatchHook& after_forward) {
   dist::Communicator& pp = ps.pp();
   const int P = ps.grid().pp(), s = ps.coord().pp;
   const int prev = s > 0 ? s - 1 : -1, next = s < P - 1 ? s + 1 : -1;
@@ -141,6 +142,7 @@ double pipeline_forward(nn::LlamaModel& model, ParallelState& ps, int M,
     pp.recv(model.stage_input(0), H, prev);
     load(mb, 0);
     loss += model.forward(0.0f, 0);
+    if (after_forward) after_forward(mb, 0);
     pp.send(model.stage_output(0), H, next);
   }
   return loss;

@@ -79,11 +79,16 @@ class ParallelState {
 // load(mb, slot) puts micro-batch mb's inputs into the model's slot. Returns the sum of the
 // per-token losses (non-zero on the last stage only). With one stage this is plain gradient
 // accumulation.
+// after_forward(mb, slot), when given, runs right after each forward on every stage (the last
+// stage's backward of that micro-batch follows it directly: DPO reweighs the logit gradients
+// there).
+using MicroBatchHook = std::function<void(int mb, int slot)>;
 double pipeline_train(nn::LlamaModel& model, ParallelState& ps, int micro_batches, float grad_scale,
-                      const std::function<void(int mb, int slot)>& load);
-// Forward only (evaluation): each micro-batch through the stages in turn. Same return value.
-double pipeline_forward(nn::LlamaModel& model, ParallelState& ps, int micro_batches,
-                        const std::function<void(int mb, int slot)>& load);
+                      const MicroBatchHook& load, const MicroBatchHook& after_forward = {});
+// Forward only (evaluation, reference log-probabilities): each micro-batch through the stages in
+// turn, in slot 0. Same return value and hooks.
+double pipeline_forward(nn::LlamaModel& model, ParallelState& ps, int micro_batches, const MicroBatchHook& load,
+                        const MicroBatchHook& after_forward = {});
 
 struct AdamWHyper {
   double lr, beta1, beta2, eps, weight_decay;

@@ -77,13 +77,18 @@ TokenData::TokenData(const std::string& dir, const std::string& split, TokenKind
   }
 }
 
+std::vector<uint64_t> epoch_order(uint64_t n, uint64_t seed, uint64_t epoch) {
+  std::vector<uint64_t> perm(n);
+  for (uint64_t j = 0; j < n; ++j) perm[j] = j;
+  nn::Rng rng(seed, "epoch-" + std::to_string(epoch));
+  for (uint64_t j = n > 0 ? n - 1 : 0; j > 0; --j) std::swap(perm[j], perm[rng.below(j + 1)]);  // Fisher-Yates
+  return perm;
+}
+
 uint64_t TokenData::sample_at(uint64_t k, uint64_t seed) {
   const uint64_t epoch = k / total_, i = k % total_;
   if (epoch != perm_epoch_ || seed != perm_seed_) {
-    perm_.resize(total_);
-    for (uint64_t j = 0; j < total_; ++j) perm_[j] = j;
-    nn::Rng rng(seed, "epoch-" + std::to_string(epoch));
-    for (uint64_t j = total_ - 1; j > 0; --j) std::swap(perm_[j], perm_[rng.below(j + 1)]);  // Fisher-Yates
+    perm_ = epoch_order(total_, seed, epoch);
     perm_epoch_ = epoch;
     perm_seed_ = seed;
   }

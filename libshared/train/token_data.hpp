@@ -22,6 +22,10 @@ struct Batch {  // host arrays of B*T
 
 enum class TokenKind { pretrain, sft };
 
+// The order of samples 0..n-1 in epoch `epoch` of a run with `seed` (a Fisher-Yates shuffle from
+// its own stream): every reader of training data walks epochs this way.
+std::vector<uint64_t> epoch_order(uint64_t n, uint64_t seed, uint64_t epoch);
+
 class TokenData {
  public:
   // The shards of `split` ("train" | "valid") under `dir` (files <split>-*.h5), or `dir` itself

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/sha256.hpp"
 #include "core/signals.hpp"
 #include "log/log.hpp"
 #include "log/metrics.hpp"
@@ -26,6 +27,8 @@
 #include "nn/rng.hpp"
 #include "train/adapter.hpp"
 #include "train/checkpoint.hpp"
+#include "train/dpo.hpp"
+#include "train/preference_data.hpp"
 #include "train/evaluate.hpp"
 #include "train/parallel.hpp"
 #include "train/planner.hpp"
@@ -62,18 +65,64 @@ struct Options {
   std::string base, base_hf, base_gguf;  // exactly one in SFT mode
   std::optional<nn::LoraConfig> lora;    // SFT with adapters; none: full SFT (--full)
   std::string tool;
+  // dpo-align
+  std::string start_adapter;  // --lora: the adapter the policy starts from (and the reference keeps)
+  DpoSettings dpo;
+  bool precompute_ref = false;
 };
+
+const char* tool_name(TrainMode m) {
+  switch (m) {
+    case TrainMode::pretrain: return "pretrain";
+    case TrainMode::sft: return "lora-tune";
+    case TrainMode::dpo: return "dpo-align";
+  }
+  return "?";
+}
 
 Options read_options(const cli::Invocation& inv, TrainMode mode) {
   Options o;
   o.mode = mode;
-  o.tool = mode == TrainMode::pretrain ? "pretrain" : "lora-tune";
+  o.tool = tool_name(mode);
   o.data = inv.has("data") ? inv.get<std::string>("data") : "";
   o.valid_data = inv.has("valid-data") ? inv.get<std::string>("valid-data") : "";
   o.run_dir = inv.has("output") ? inv.get<std::string>("output") : "";
   if (mode == TrainMode::pretrain) {
     o.model = inv.get<std::string>("model");
     o.init_from = inv.has("init-from") ? inv.get<std::string>("init-from") : "";
+  } else if (mode == TrainMode::dpo) {
+    // The policy: a checkpoint's weights, trained whole, or with adapters (a new one, or one from
+    // lora-tune to continue); the LoRA settings come from --new-lora's flags or the adapter.
+    if (!inv.has("policy")) throw UsageError("--policy CKPT is required (the model to align: a checkpoint or run directory)");
+    o.base = resolve_checkpoint(inv.get<std::string>("policy"));
+    o.model = inv.get<std::string>("policy");
+    const bool fresh = inv.get<bool>("new-lora");
+    if (fresh && inv.has("lora")) throw UsageError("give --lora ADAPTER (continue an adapter) or --new-lora, not both");
+    if (!fresh)
+      for (const char* k : {"rank", "alpha", "dropout", "targets"})
+        if (!inv.vm[k].defaulted())
+          throw UsageError(std::string("--") + k + " sets up a new adapter: it goes with --new-lora" +
+                           (inv.has("lora") ? " (--lora's adapter has its own)" : ""));
+    if (!fresh && inv.get<bool>("rslora")) throw UsageError("--rslora sets up a new adapter: it goes with --new-lora");
+    if (fresh) {
+      nn::LoraConfig l;
+      l.rank = int(inv.get<int64_t>("rank"));
+      l.alpha = inv.get<double>("alpha");
+      l.dropout = inv.get<double>("dropout");
+      l.rslora = inv.get<bool>("rslora");
+      l.targets = nn::parse_lora_targets(inv.get<std::string>("targets"));
+      o.lora = l;
+    } else if (inv.has("lora")) {
+      o.start_adapter = resolve_adapter(inv.get<std::string>("lora"));
+      o.lora = read_adapter_file(o.start_adapter, false).lora;
+    }
+    o.dpo.loss = parse_dpo_loss(inv.get<std::string>("loss"));
+    o.dpo.beta = inv.get<double>("beta");
+    o.dpo.label_smoothing = inv.get<double>("label-smoothing");
+    o.dpo.sft_weight = inv.get<double>("sft-weight");
+    if (!(o.dpo.sft_weight >= 0)) throw UsageError("--sft-weight must be >= 0 (got " + std::to_string(o.dpo.sft_weight) + ")");
+    dpo_pair(o.dpo.loss, o.dpo.beta, o.dpo.label_smoothing, 0, 0, 0, 0);  // refuses beta <= 0 and bad smoothing now
+    o.precompute_ref = inv.get<bool>("precompute-ref");
   } else {
     int given = 0;
     for (const char* k : {"base", "base-hf", "base-gguf"}) given += inv.has(k) ? 1 : 0;
@@ -120,7 +169,7 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
   o.eval_batches = inv.get<uint64_t>("eval-batches");
   o.log_every = std::max<uint64_t>(1, inv.get<uint64_t>("log-every"));
   o.keep = inv.get<unsigned>("keep-checkpoints");
-  o.lr = inv.get<double>("lr");
+  o.lr = inv.has("lr") ? inv.get<double>("lr") : (o.lora ? 5e-5 : 1e-6);
   o.min_lr = inv.has("min-lr") ? inv.get<double>("min-lr") : o.lr / 10;
   o.beta1 = inv.get<double>("beta1");
   o.beta2 = inv.get<double>("beta2");
@@ -133,8 +182,8 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
   if (dm != "on" && dm != "off") throw UsageError("--doc-masking: '" + dm + "' is not on or off");
   o.doc_masking = dm == "on";
   o.skip_nonfinite = inv.get<bool>("skip-nonfinite");
-  o.dry_run = inv.get<bool>("dry-run");
-  if (!o.dry_run)
+  o.dry_run = inv.has("dry-run") && inv.get<bool>("dry-run");
+  if (!o.dry_run && mode != TrainMode::dpo)
     if (const std::string f = planner_flag_given(inv); !f.empty())
       throw UsageError(f + " describes a planned job: it only applies with --dry-run");
   o.par.tp = int(positive("tp"));
@@ -158,7 +207,7 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
   if (o.resume != "auto" && o.resume != "none") throw UsageError("--resume: '" + o.resume + "' is not auto or none");
   if (!o.dry_run && o.data.empty())
     throw UsageError(std::string("--data DIR is required (token shards from tokenize-pack --mode ") +
-                     (mode == TrainMode::pretrain ? "pretrain" : "sft") + ")");
+                     (mode == TrainMode::pretrain ? "pretrain" : mode == TrainMode::sft ? "sft" : "preference") + ")");
   if (!o.dry_run && o.run_dir.empty()) throw UsageError("-o RUNDIR is required");
   return o;
 }
@@ -276,14 +325,23 @@ int run(cli::Invocation& inv, TrainMode mode) {
   dist::Context& ctx = dist::Context::get();
   dist::Communicator& world = ctx.world();
   const bool root = world.rank() == 0;
+  const bool dpo = o.mode == TrainMode::dpo;
   std::unique_ptr<TokenData> data;
-  if (!o.data.empty()) {
+  std::unique_ptr<PreferenceData> pref;  // dpo-align's pairs instead
+  if (!o.data.empty() && dpo) {
+    pref = std::make_unique<PreferenceData>(o.data);
+    if (const uint64_t cut = pref->truncated_pairs(o.seq_len); cut > 0 && root)
+      log::warn(o.data + ": " + std::to_string(cut) + " of " + std::to_string(pref->num_pairs()) +
+                " pairs are longer than --seq-len + 1 (" + std::to_string(o.seq_len + 1) + " tokens; the longest has " +
+                std::to_string(pref->longest()) + "): their prompts lose their start, then their responses their end");
+  } else if (!o.data.empty()) {
     data = std::make_unique<TokenData>(o.data, "train", o.mode == TrainMode::sft ? TokenKind::sft : TokenKind::pretrain);
     if (uint64_t(o.seq_len) > data->seq_len())
       throw UsageError("--seq-len " + std::to_string(o.seq_len) + " is longer than the shards' samples (" +
                        std::to_string(data->seq_len()) + " tokens) in " + o.data);
   }
-  const int64_t data_vocab = data ? int64_t(data->vocab_size()) : 0;
+  const int64_t data_vocab = data ? int64_t(data->vocab_size()) : pref ? int64_t(pref->vocab_size()) : 0;
+  const std::string data_sha = data ? data->tokenizer_sha256() : pref ? pref->tokenizer_sha256() : "";
 
   // Where the run starts from: its own newest checkpoint, another checkpoint's weights, or init.
   // The shape comes from the checkpoint; its tensors are read once the model is cut for this rank.
@@ -292,7 +350,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
   std::string start_sha;
   bool from_checkpoint = false;
   const std::vector<std::string> existing = o.dry_run ? std::vector<std::string>{} : list_checkpoints(o.run_dir);
-  if (o.mode == TrainMode::sft) {
+  if (o.mode != TrainMode::pretrain) {
     // The base fixes the shape and the tokenizer; the run's own checkpoints are adapters (LoRA)
     // or whole models (--full) of that shape.
     if (o.base.empty()) {
@@ -337,7 +395,8 @@ int run(cli::Invocation& inv, TrainMode mode) {
     throw UsageError("-o " + o.run_dir + " already holds checkpoints (newest " + existing.front() +
                      "): pass --resume auto to continue that run, or choose another directory");
   }
-  if (o.mode == TrainMode::sft && !o.lora) start.init_from = o.base;  // --full: the base's weights, a fresh optimizer
+  if (o.mode != TrainMode::pretrain && !o.lora) start.init_from = o.base;  // --full: the base's weights, a fresh optimizer
+  if (!o.start_adapter.empty()) start.init_from = o.start_adapter;       // dpo-align --lora: its factors, a fresh optimizer
   if (!from_checkpoint && !o.init_from.empty()) {
     start.init_from = resolve_checkpoint(o.init_from);
     CheckpointReader r(start.init_from);
@@ -352,8 +411,8 @@ int run(cli::Invocation& inv, TrainMode mode) {
     throw UsageError("the model's vocabulary (" + std::to_string(cfg.vocab_size) + ") is smaller than the data's (" +
                      std::to_string(data_vocab) + ")");
   if (o.dry_run) return dry_run(o, cfg, inv);
-  if (from_checkpoint && start_sha != data->tokenizer_sha256())
-    throw UsageError(o.data + ": the shards were made with tokenizer " + data->tokenizer_sha256().substr(0, 12) +
+  if (from_checkpoint && start_sha != data_sha)
+    throw UsageError(o.data + ": the shards were made with tokenizer " + data_sha.substr(0, 12) +
                      " but the model was trained with " + start_sha.substr(0, 12) + " (" +
                      (!start.candidates.empty() ? start.candidates.front() : !o.base.empty() ? o.base : o.init_from) +
                      "): tokenize the data with the model's tokenizer");
@@ -361,7 +420,14 @@ int run(cli::Invocation& inv, TrainMode mode) {
     throw UsageError("--seq-len " + std::to_string(o.seq_len) + " exceeds the model's max_position_embeddings (" +
                      std::to_string(cfg.max_position_embeddings) + ")");
   std::unique_ptr<TokenData> valid;
-  if (!o.valid_data.empty()) {
+  std::unique_ptr<PreferenceData> valid_pref;
+  if (dpo) {
+    if (!o.valid_data.empty()) {
+      valid_pref = std::make_unique<PreferenceData>(o.valid_data);
+      if (valid_pref->tokenizer_sha256() != data_sha)
+        throw UsageError(valid_pref->files().front() + ": validation pairs come from another tokenizer than " + o.data + "'s");
+    }
+  } else if (!o.valid_data.empty()) {
     // SFT shards have no validation split: a --valid-data directory of them is read whole.
     valid = std::make_unique<TokenData>(o.valid_data, data->kind() == TokenKind::sft ? "train" : "valid", data->kind());
   } else if (fs::is_directory(o.data)) {
@@ -370,7 +436,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     } catch (const UsageError&) {
     }  // no validation split: fine
   }
-  if (valid && valid->tokenizer_sha256() != data->tokenizer_sha256())
+  if (valid && valid->tokenizer_sha256() != data_sha)
     throw UsageError(valid->files().front() + ": validation shards come from another tokenizer than " + o.data + "'s");
   if (valid && uint64_t(o.seq_len) > valid->seq_len())
     throw UsageError("--seq-len " + std::to_string(o.seq_len) + " is longer than the validation shards' samples");
@@ -390,7 +456,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
 
   if (root) {
     fs::create_directories(o.run_dir);
-    copy_tokenizer_into_run(o.run_dir, o.data, o.tokenizer, data->tokenizer_sha256());
+    copy_tokenizer_into_run(o.run_dir, o.data, o.tokenizer, data_sha);
     std::ofstream(o.run_dir + "/config.json") << cfg.to_hf_json().dump(2) << "\n";
   }
   world.barrier();
@@ -400,7 +466,8 @@ int run(cli::Invocation& inv, TrainMode mode) {
   mp.shard = ps.shard();
   mp.tp = ps.grid().tp() > 1 ? &ps.tp() : nullptr;
   mp.slots = ps.slots(M);
-  nn::LlamaModel model(cfg, *be, o.micro, o.seq_len, o.recompute, mp, o.lora ? &*o.lora : nullptr);
+  const int rows = dpo ? 2 * o.micro : o.micro;  // dpo-align: a chosen and a rejected row per pair
+  nn::LlamaModel model(cfg, *be, rows, o.seq_len, o.recompute, mp, o.lora ? &*o.lora : nullptr);
   // What trains: the whole model (pretrain, --full) or the adapters (LoRA; the base is frozen).
   const size_t P = model.num_trainable();
   const auto specs = model.trainable_specs();
@@ -429,15 +496,18 @@ int run(cli::Invocation& inv, TrainMode mode) {
       json state;
       try {
         if (o.lora) {
-          const std::string file = (fs::path(dir) / "adapter.h5").string();
-          const AdapterData a = read_adapter_file(file, true);
+          // A checkpoint directory, or (dpo-align --lora) the adapter file to start from.
+          const std::string file = fs::is_regular_file(dir) ? dir : (fs::path(dir) / "adapter.h5").string();
+          const AdapterData a = read_adapter_file(file, with_optimizer);
           check_adapter_matches(a, file, cfg, fingerprint, o.base);
           if (a.lora.rank != o.lora->rank || a.lora.targets != o.lora->targets || a.lora.alpha != o.lora->alpha ||
               a.lora.rslora != o.lora->rslora)
             throw UsageError(file + ": its LoRA settings (rank, alpha, targets, rslora) differ from this run's");
           slice_adapter(cfg, a.lora, a.tensors, specs, 0, P, hp.data());
-          slice_adapter(cfg, a.lora, a.exp_avg, specs, lo, hi, hm.data());
-          slice_adapter(cfg, a.lora, a.exp_avg_sq, specs, lo, hi, hv.data());
+          if (with_optimizer) {
+            slice_adapter(cfg, a.lora, a.exp_avg, specs, lo, hi, hm.data());
+            slice_adapter(cfg, a.lora, a.exp_avg_sq, specs, lo, hi, hv.data());
+          }
           state = a.train_state.is_null() ? json::object() : a.train_state;
         } else {
           CheckpointReader r(dir);
@@ -496,24 +566,130 @@ int run(cli::Invocation& inv, TrainMode mode) {
               " GFLOP/s); activations " + gib(double(model.activation_bytes())) + " on this rank; recompute " +
               nn::to_string(o.recompute));
 
+  // dpo-align: what the policy is compared with. A LoRA policy's reference is its base with the
+  // adapters off (--new-lora) or with the adapter it started from, frozen (--lora; only that small
+  // copy is kept); a full policy's is a frozen copy of its starting weights. --precompute-ref runs
+  // the reference once over the data and keeps only its log-probabilities.
+  std::unique_ptr<nn::LlamaModel> ref_model;
+  float* ref_adapters = nullptr;  // [P] --lora: the starting adapter's factors, this rank's slices
+  std::string ref_adapter_file;
+  PairLogps pre_train, pre_valid;  // --precompute-ref, indexed by pair
+  auto reference_pass = [&](bool on) {
+    if (o.lora) model.set_reference_adapters(on, ref_adapters);
+  };
+  auto make_ref_model = [&]() {
+    nn::ModelParallel rmp = mp;
+    rmp.slots = 1;
+    ref_model = std::make_unique<nn::LlamaModel>(cfg, *be, rows, o.seq_len, nn::Recompute::none, rmp, nullptr, true);
+    std::vector<float> w(ref_model->num_params());
+    load_rank_slices(CheckpointReader(o.base), ref_model->params(), w.data(), nullptr, nullptr, 0, 0);
+    be->upload(ref_model->param_data(), w.data(), w.size());
+  };
+  auto ref_runner = [&]() -> nn::LlamaModel& { return o.lora ? model : *ref_model; };
+  if (dpo) {
+    if (!o.start_adapter.empty()) {
+      // Kept in the run directory: a resumed run compares with the same adapter even when the
+      // file it came from has moved on.
+      ref_adapter_file = (fs::path(o.run_dir) / "reference" / "adapter.h5").string();
+      if (root && !fs::exists(ref_adapter_file)) {
+        fs::create_directories(fs::path(ref_adapter_file).parent_path());
+        fs::copy_file(o.start_adapter, ref_adapter_file + ".tmp", fs::copy_options::overwrite_existing);
+        fs::rename(ref_adapter_file + ".tmp", ref_adapter_file);
+      }
+      world.barrier();
+      const AdapterData a = read_adapter_file(ref_adapter_file, false);
+      check_adapter_matches(a, ref_adapter_file, cfg, fingerprint, o.base);
+      std::vector<float> h(P);
+      slice_adapter(cfg, a.lora, a.tensors, specs, 0, P, h.data());
+      ref_adapters = be->alloc(P);
+      be->upload(ref_adapters, h.data(), P);
+    }
+    if (o.precompute_ref) {
+      std::string ref_fp;
+      if (root)
+        ref_fp = (o.lora ? fingerprint : base_fingerprint(CheckpointReader(o.base))) +
+                 (ref_adapter_file.empty() ? "" : "+adapter:" + sha256_file(ref_adapter_file));
+      ref_fp = world.broadcast_string(ref_fp, 0);
+      auto precompute = [&](PreferenceData& d, const std::string& split) {
+        const std::string file = (fs::path(o.run_dir) / "reference" / ("logps-" + split + ".h5")).string();
+        const std::string dsha = d.content_sha256();
+        std::string why;
+        if (fs::exists(file)) {
+          try {
+            ReferenceLogps r = read_reference_logps(file);
+            if (r.seq_len != uint64_t(o.seq_len) || r.data_sha256 != dsha || r.reference_fingerprint != ref_fp ||
+                r.chosen.size() != d.num_pairs())
+              why = "it was computed for other data, another reference or another --seq-len";
+            else {
+              PairLogps p;
+              p.chosen = std::move(r.chosen);
+              p.rejected = std::move(r.rejected);
+              if (root) log::info("reference log-probabilities of the " + split + " pairs from " + file);
+              return p;
+            }
+          } catch (const std::exception& e) {
+            why = e.what();
+          }
+          if (root) log::warn("recomputing " + file + ": " + why);
+        }
+        if (!o.lora && !ref_model) make_ref_model();
+        const auto t0 = Clock::now();
+        reference_pass(true);
+        PairLogps p = pair_logps(ref_runner(), ps, d, o.seq_len, o.micro, 0, d.num_pairs());
+        reference_pass(false);
+        if (root) {
+          fs::create_directories(fs::path(file).parent_path());
+          ReferenceLogps r;
+          r.chosen = p.chosen;
+          r.rejected = p.rejected;
+          r.seq_len = uint64_t(o.seq_len);
+          r.tokenizer_sha256 = data_sha;
+          r.data_sha256 = dsha;
+          r.reference_fingerprint = ref_fp;
+          write_reference_logps(file, r, p.chosen_rows, p.rejected_rows, o.tool);
+          log::info("reference log-probabilities of " + std::to_string(d.num_pairs()) + " " + split + " pairs computed in " +
+                    log::human_duration(seconds_since(t0)) + " and kept in " + file);
+        }
+        world.barrier();
+        return p;
+      };
+      pre_train = precompute(*pref, "train");
+      if (valid_pref) pre_valid = precompute(*valid_pref, "valid");
+      ref_model.reset();  // training needs only the numbers
+    } else if (!o.lora) {
+      make_ref_model();
+    }
+    if (root)
+      log::info(std::string("dpo: loss ") + to_string(o.dpo.loss) + ", beta " + std::to_string(o.dpo.beta) +
+                (o.dpo.label_smoothing > 0 ? ", label smoothing " + std::to_string(o.dpo.label_smoothing) : "") +
+                (o.dpo.sft_weight > 0 ? ", sft weight " + std::to_string(o.dpo.sft_weight) : "") + "; reference: " +
+                (o.precompute_ref ? "precomputed log-probabilities"
+                 : o.lora         ? (ref_adapters ? "the base with the starting adapter frozen" : "the base with the adapters off")
+                                  : "a frozen copy of the policy's starting weights (" + gib(double(ref_model->num_params()) * 4 + double(ref_model->activation_bytes())) + " on this rank)"));
+  }
+
   std::unique_ptr<log::MetricsWriter> metrics;
   if (root) metrics = std::make_unique<log::MetricsWriter>(o.run_dir + "/metrics.jsonl");
-  const uint64_t tokens_per_step = uint64_t(o.global) * uint64_t(o.seq_len);
+  const uint64_t tokens_per_step = uint64_t(o.global) * uint64_t(o.seq_len) * (dpo ? 2 : 1);
   // A frozen base skips its weight gradients: 4 FLOPs per matmul parameter and token, not 6 (the
   // adapters' own are negligible at small ranks and not counted).
   const double matmul_params = double(cfg.num_params()) - (cfg.tie_word_embeddings ? 0.0 : double(cfg.vocab_size * cfg.hidden_size));
-  const double flops_per_token = cfg.train_flops_per_token(o.seq_len) - (o.lora ? 2.0 * matmul_params : 0.0);
+  // dpo-align adds the reference's forward (a third of a full training step's FLOPs) unless precomputed.
+  const double flops_per_token = cfg.train_flops_per_token(o.seq_len) - (o.lora ? 2.0 * matmul_params : 0.0) +
+                                 (dpo && !o.precompute_ref ? cfg.train_flops_per_token(o.seq_len) / 3.0 : 0.0);
   const double flops_per_step = flops_per_token * double(tokens_per_step);
   Batch b;
-  for (auto* v : {&b.ids, &b.targets, &b.pos, &b.doc_start}) v->assign(size_t(o.micro) * size_t(o.seq_len), 0);
+  for (auto* v : {&b.ids, &b.targets, &b.pos, &b.doc_start}) v->assign(size_t(rows) * size_t(o.seq_len), 0);
   std::string last_saved = resumed_from;
   const json options = inv.effective_options();
   const json layout = {{"tp", ps.grid().tp()}, {"pp", ps.grid().pp()}, {"dp", dp}, {"zero", ps.zero()}};
 
   auto save = [&](uint64_t at_step) {
-    const json state = {{"step", at_step}, {"consumed_samples", consumed}, {"tokens_seen", tokens_seen},
+    json state = {{"step", at_step}, {"consumed_samples", consumed}, {"tokens_seen", tokens_seen},
                         {"seed", o.seed}, {"data", o.data}, {"global_batch", o.global}, {"seq_len", o.seq_len},
                         {"layout", layout}};
+    if (dpo) state["dpo"] = {{"loss", to_string(o.dpo.loss)}, {"beta", o.dpo.beta}, {"label_smoothing", o.dpo.label_smoothing},
+                             {"sft_weight", o.dpo.sft_weight}, {"reference_adapter", ref_adapter_file}};
     std::vector<float> hp(P), hm(hi - lo), hv(hi - lo);
     be->download(hp.data(), model.trainable_data(), P);
     be->download(hm.data(), opt.exp_avg(), hi - lo);
@@ -530,7 +706,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
         d.lora = *o.lora;
         d.base_config = cfg;
         d.base_fingerprint = fingerprint;
-        d.tokenizer_sha256 = data->tokenizer_sha256();
+        d.tokenizer_sha256 = data_sha;
         d.step = at_step;
         d.train_state = state;
         d.train_state["base"] = o.base;
@@ -540,7 +716,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     } else if (world.size() == 1) {
       CheckpointData d;
       d.config = cfg;
-      d.tokenizer_sha256 = data->tokenizer_sha256();
+      d.tokenizer_sha256 = data_sha;
       d.step = at_step;
       d.train_state = state;
       d.params = std::move(hp);
@@ -557,7 +733,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
       mine.hi = hi;
       mine.writes = ps.zero() || ps.coord().dp == 0;
       mine.tp_rank = ps.coord().tp;
-      last_saved = save_checkpoint_parallel(world, o.run_dir, cfg, data->tokenizer_sha256(), at_step, state, o.tool,
+      last_saved = save_checkpoint_parallel(world, o.run_dir, cfg, data_sha, at_step, state, o.tool,
                                             options, o.keep, layout, mine);
     }
     if (root) {
@@ -579,23 +755,84 @@ int run(cli::Invocation& inv, TrainMode mode) {
     ps.reset_comm_times();
     double data_s = 0;
     be->zero(model.trainable_grad(), P);
-    // The loss is the mean over the step's targets: every token for pretraining, the loss-masked
-    // (response) tokens for SFT; every rank counts the whole global batch's the same way.
-    const uint64_t targets = data->count_targets(o.seq_len, consumed, uint64_t(o.global), o.seed, true);
-    const float grad_scale = float(1.0 / double(std::max<uint64_t>(1, targets)));
     // Replica d takes micro-batches d*M .. d*M + M - 1 of the step's global batch.
     const uint64_t first_mb = uint64_t(ps.coord().dp) * uint64_t(M);
-    const double local_loss = pipeline_train(model, ps, M, grad_scale, [&](int mb, int slot) {
-      const auto td = Clock::now();
-      data->fill(b, o.seq_len, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro), o.micro, o.seed, true,
-                 o.doc_masking);
-      model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data(), slot);
-      // Adapter dropout: masks drawn per micro-batch from (seed, its first sample).
-      model.set_dropout_seed(nn::hash_seed(o.seed, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro)), slot);
-      data_s += seconds_since(td);
-    });
-    const double loss =
-        world.allreduce_value(reports_loss ? local_loss : 0.0, dist::ReduceOp::sum) / double(std::max<uint64_t>(1, targets));
+    double loss = 0;
+    uint64_t targets = 0;
+    DpoStats dstats;
+    if (dpo) {
+      // The step's normalisers: its pairs, and the chosen tokens (the SFT term's mean).
+      double chosen_tokens = 0;
+      for (uint64_t k = 0; k < uint64_t(o.global); ++k)
+        chosen_tokens += pref->row_of(pref->pair_at(consumed + k, o.seed, true), 0, o.seq_len).targets;
+      std::vector<PairRow> row_info;
+      auto load = [&](int mb, int slot, nn::LlamaModel& m) {
+        const auto td = Clock::now();
+        pref->fill(b, o.seq_len, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro), o.micro, o.seed, true, &row_info);
+        m.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data(), slot);
+        data_s += seconds_since(td);
+      };
+      // The reference's log-probabilities of the step's rows (last stage: every tensor-parallel
+      // rank needs them for its slice of the logit gradients).
+      std::vector<std::vector<double>> ref(static_cast<size_t>(M));
+      if (o.precompute_ref) {
+        for (int mb = 0; mb < M; ++mb) {
+          auto& r = ref[size_t(mb)];
+          for (int p = 0; p < o.micro; ++p) {
+            const uint64_t i = pref->pair_at(consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro) + uint64_t(p), o.seed, true);
+            r.push_back(pre_train.chosen[i]);
+            r.push_back(pre_train.rejected[i]);
+          }
+        }
+      } else {
+        nn::LlamaModel& rm = ref_runner();
+        reference_pass(true);
+        pipeline_forward(
+            rm, ps, M, [&](int mb, int slot) { load(mb, slot, rm); },
+            [&](int mb, int) {
+              if (ps.last_stage()) ref[size_t(mb)] = row_logps(rm.host_losses(), b.targets.data(), rows, o.seq_len);
+            });
+        reference_pass(false);
+      }
+      std::vector<float> factors;
+      pipeline_train(
+          model, ps, M, 1.0f,
+          [&](int mb, int slot) {
+            load(mb, slot, model);
+            model.set_dropout_seed(nn::hash_seed(o.seed, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro)), slot);
+          },
+          [&](int mb, int) {
+            if (!ps.last_stage()) return;
+            const auto pol = row_logps(model.host_losses(), b.targets.data(), rows, o.seq_len);
+            DpoStats mbs;
+            dpo_micro_batch(o.dpo, pol, ref[size_t(mb)], row_info, b.targets.data(), o.seq_len, double(o.global),
+                            chosen_tokens, mbs, &factors);
+            if (reports_loss) dstats.add(mbs);
+            model.scale_logit_grads(factors.data());
+          });
+      double sums[DpoStats::kFields];
+      dstats.to(sums);
+      world.allreduce(sums, DpoStats::kFields, dist::ReduceOp::sum);
+      dstats.from(sums);
+      dstats.finish(o.dpo.sft_weight);
+      loss = dstats.loss;
+      targets = uint64_t(dstats.chosen_tokens);
+    } else {
+      // The loss is the mean over the step's targets: every token for pretraining, the loss-masked
+      // (response) tokens for SFT; every rank counts the whole global batch's the same way.
+      targets = data->count_targets(o.seq_len, consumed, uint64_t(o.global), o.seed, true);
+      const float grad_scale = float(1.0 / double(std::max<uint64_t>(1, targets)));
+      const double local_loss = pipeline_train(model, ps, M, grad_scale, [&](int mb, int slot) {
+        const auto td = Clock::now();
+        data->fill(b, o.seq_len, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro), o.micro, o.seed, true,
+                   o.doc_masking);
+        model.set_batch(b.ids.data(), b.targets.data(), b.pos.data(), b.doc_start.data(), slot);
+        // Adapter dropout: masks drawn per micro-batch from (seed, its first sample).
+        model.set_dropout_seed(nn::hash_seed(o.seed, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro)), slot);
+        data_s += seconds_since(td);
+      });
+      loss = world.allreduce_value(reports_loss ? local_loss : 0.0, dist::ReduceOp::sum) / double(std::max<uint64_t>(1, targets));
+    }
     opt.reduce_gradients(model.trainable_grad());
     const double gnorm = opt.grad_norm(model.trainable_grad());
     const double lr = lr_at(step, o.steps, o.warmup, o.lr, o.min_lr);
@@ -639,6 +876,19 @@ int run(cli::Invocation& inv, TrainMode mode) {
                               {"tp", ct.tp}, {"pp", ct.pp}, {"dp", ct.dp}, {"data", data_s}}},
                   {"skipped", skipped}};
       if (world.size() > 1) rec["comm_s_by_rank"] = by_rank;
+      if (dpo) {
+        // TRL's names; rewards are beta * (policy - reference) log-probabilities of the responses.
+        const double n = std::max(1.0, dstats.pairs);
+        rec["dpo_loss"] = dstats.dpo_loss / n;
+        if (o.dpo.sft_weight > 0) rec["sft_loss"] = dstats.sft_nll / std::max(1.0, dstats.chosen_tokens);
+        rec["rewards/chosen"] = dstats.reward_chosen / n;
+        rec["rewards/rejected"] = dstats.reward_rejected / n;
+        rec["rewards/accuracies"] = dstats.correct / n;
+        rec["rewards/margins"] = dstats.margin / n;
+        rec["logps/chosen"] = dstats.logp_chosen / n;
+        rec["logps/rejected"] = dstats.logp_rejected / n;
+        rec["pairs"] = dstats.pairs;
+      }
       metrics->write(rec);
     }
     if (root && (step % o.log_every == 0 || step == o.steps)) {
@@ -650,8 +900,43 @@ int run(cli::Invocation& inv, TrainMode mode) {
       if (world.size() > 1)
         line << " (tp " << 100.0 * ct.tp / step_s << "%, pp " << 100.0 * ct.pp / step_s << "%, dp " << 100.0 * ct.dp / step_s
              << "%)";
+      if (dpo) {
+        const double n = std::max(1.0, dstats.pairs);
+        line << " | rewards beta*dlogp chosen " << dstats.reward_chosen / n << " rejected " << dstats.reward_rejected / n
+             << " acc " << dstats.correct / n << " margin " << dstats.margin / n;
+      }
       line << " | elapsed " << log::human_duration(seconds_since(run_t0));
       log::info(line.str());
+    }
+    if (valid_pref && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
+      // Held-out pairs in file order: the policy's and the reference's log-probabilities.
+      const uint64_t n = o.eval_batches == 0 ? valid_pref->num_pairs()
+                                             : std::min(valid_pref->num_pairs(), o.eval_batches * uint64_t(o.micro));
+      const PairLogps pol = pair_logps(model, ps, *valid_pref, o.seq_len, o.micro, 0, n);
+      std::vector<double> rc, rr;
+      if (o.precompute_ref) {
+        rc.assign(pre_valid.chosen.begin(), pre_valid.chosen.begin() + long(n));
+        rr.assign(pre_valid.rejected.begin(), pre_valid.rejected.begin() + long(n));
+      } else {
+        reference_pass(true);
+        PairLogps r = pair_logps(ref_runner(), ps, *valid_pref, o.seq_len, o.micro, 0, n);
+        reference_pass(false);
+        rc = std::move(r.chosen);
+        rr = std::move(r.rejected);
+      }
+      const DpoStats e = dpo_stats(o.dpo, pol, rc, rr);
+      if (root) {
+        const double k = std::max(1.0, e.pairs);
+        metrics->write({{"event", "eval"}, {"step", step}, {"eval_loss", e.loss}, {"eval_rewards/accuracies", e.correct / k},
+                        {"eval_rewards/margins", e.margin / k}, {"eval_rewards/chosen", e.reward_chosen / k},
+                        {"eval_rewards/rejected", e.reward_rejected / k}, {"eval_logps/chosen", e.logp_chosen / k},
+                        {"eval_logps/rejected", e.logp_rejected / k}, {"eval_pairs", e.pairs}});
+        std::ostringstream line;
+        line.precision(4);
+        line << "step " << step << " validation: loss " << e.loss << ", reward accuracy " << e.correct / k << ", margin "
+             << e.margin / k << " (" << e.pairs << " held-out pairs)";
+        log::info(line.str());
+      }
     }
     if (valid && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
       // Signals are left pending here: the step's end below checkpoints on them.
@@ -684,16 +969,27 @@ int run(cli::Invocation& inv, TrainMode mode) {
 
 void add_training_options(cli::ToolSpec& s, TrainMode mode) {
   namespace po = cli::po;
-  const bool sft = mode == TrainMode::sft;
+  const bool dpo = mode == TrainMode::dpo;
+  const bool sft = mode == TrainMode::sft || dpo;  // both tune a given model
   po::options_description d(sft ? "Data and base model" : "Data and model");
   d.add_options()
       ("data", po::value<std::string>()->value_name("DIR"),
-       sft ? "SFT token shards (train-*.h5) from tokenize-pack --mode sft"
-           : "token shards (train-*.h5) from tokenize-pack --mode pretrain")
-      ("valid-data", po::value<std::string>()->value_name("DIR"), "validation shards (default: DIR's valid-*.h5, if any)")
+       dpo   ? "preference shards (pref-*.h5) from tokenize-pack --mode preference"
+       : sft ? "SFT token shards (train-*.h5) from tokenize-pack --mode sft"
+             : "token shards (train-*.h5) from tokenize-pack --mode pretrain")
+      ("valid-data", po::value<std::string>()->value_name("DIR"),
+       dpo ? "held-out preference shards (reward accuracy, margin and loss every --eval-every steps)"
+           : "validation shards (default: DIR's valid-*.h5, if any)")
       ("tokenizer", po::value<std::string>()->value_name("PATH"),
        "the shards' tokenizer, copied into RUNDIR (default: found through DIR/report.json)");
-  if (sft) {
+  if (dpo) {
+    d.add_options()
+        ("policy", po::value<std::string>()->value_name("CKPT"),
+         "the model to align: a checkpoint or run directory (the base, with --lora/--new-lora)")
+        ("lora", po::value<std::string>()->value_name("ADAPTER"),
+         "continue this adapter of the policy (lora-tune's); the reference keeps it frozen")
+        ("new-lora", po::bool_switch(), "train a new adapter (--rank, --alpha, --targets); the reference is the base alone");
+  } else if (sft) {
     d.add_options()
         ("base", po::value<std::string>()->value_name("CKPT"), "the model to tune: a checkpoint or run directory (frozen with LoRA)")
         ("base-hf", po::value<std::string>()->value_name("DIR"), "... or an HF model directory (imported into RUNDIR/base/)")
@@ -708,22 +1004,35 @@ void add_training_options(cli::ToolSpec& s, TrainMode mode) {
       ("doc-masking", po::value<std::string>()->default_value("on")->value_name("on|off"),
        sft ? "restart attention and positions at each packed example (off: one causal window per row)"
            : "restart attention and positions at document starts stored in the shards");
-  po::options_description l("LoRA");
+  po::options_description l(dpo ? "New adapter (--new-lora; without --lora/--new-lora every weight trains)" : "LoRA");
   if (sft)
     l.add_options()
         ("rank", po::value<int64_t>()->default_value(16)->value_name("R"), "adapter rank r")
         ("alpha", po::value<double>()->default_value(32, "32")->value_name("X"), "adapter alpha: the update is scaled by alpha/r")
-        ("dropout", po::value<double>()->default_value(0.05, "0.05")->value_name("P"), "dropout on the adapters' input")
+        ("dropout", po::value<double>()->default_value(dpo ? 0.0 : 0.05, dpo ? "0" : "0.05")->value_name("P"),
+         dpo ? "dropout on the adapters' input (off by default, as TRL's DPO disables dropout)" : "dropout on the adapters' input")
         ("targets", po::value<std::string>()->default_value("q,k,v,o,gate,up,down")->value_name("LIST"),
          "projections to adapt: q,k,v,o,gate,up,down (any subset) or all")
-        ("rslora", po::bool_switch(), "rank-stabilised scaling alpha/sqrt(r)")
-        ("full", po::bool_switch(), "full-parameter SFT instead: every weight trains (no adapters)");
+        ("rslora", po::bool_switch(), "rank-stabilised scaling alpha/sqrt(r)");
+  if (sft && !dpo) l.add_options()("full", po::bool_switch(), "full-parameter SFT instead: every weight trains (no adapters)");
+  po::options_description pref("Preference objective");
+  pref.add_options()
+      ("loss", po::value<std::string>()->default_value("sigmoid")->value_name("L"),
+       "sigmoid (DPO) | ipo (on per-token mean log-probs) | hinge (SLiC)")
+      ("beta", po::value<double>()->default_value(0.1, "0.1")->value_name("X"), "strength of the reference: rewards are beta * (log p - log p_ref)")
+      ("label-smoothing", po::value<double>()->default_value(0.0, "0")->value_name("E"), "sigmoid only: robust/cDPO, the share of flipped labels assumed")
+      ("sft-weight", po::value<double>()->default_value(0.0, "0")->value_name("W"), "add W x the chosen responses' mean NLL (RPO)")
+      ("precompute-ref", po::bool_switch(),
+       "run the reference once over the data and keep its log-probabilities (RUNDIR/reference/) instead of a reference pass per step");
   po::options_description t("Training");
   t.add_options()
       ("steps", po::value<int64_t>()->default_value(100)->value_name("N"), "optimizer steps")
-      ("micro-batch", po::value<int64_t>()->default_value(8)->value_name("B"), "samples per forward/backward")
-      ("global-batch", po::value<int64_t>()->value_name("G"), "samples per optimizer step (a multiple of B; default B)")
-      ("lr", po::value<double>()->default_value(sft ? 2e-4 : 1e-3, sft ? "2e-4" : "1e-3")->value_name("X"), "peak learning rate")
+      ("micro-batch", po::value<int64_t>()->default_value(dpo ? 4 : 8)->value_name("B"),
+       dpo ? "pairs per forward/backward (2 B rows: chosen and rejected)" : "samples per forward/backward")
+      ("global-batch", po::value<int64_t>()->value_name("G"),
+       dpo ? "pairs per optimizer step (a multiple of B; default B)" : "samples per optimizer step (a multiple of B; default B)")
+      ("lr", dpo ? po::value<double>()->value_name("X") : po::value<double>()->default_value(sft ? 2e-4 : 1e-3, sft ? "2e-4" : "1e-3")->value_name("X"),
+       dpo ? "peak learning rate (default 5e-5 for adapters, 1e-6 for the full model, as TRL's DPO)" : "peak learning rate")
       ("min-lr", po::value<double>()->value_name("X"), "floor of the cosine decay (default lr/10)")
       ("warmup-steps", po::value<uint64_t>()->default_value(10)->value_name("N"), "linear warmup")
       ("beta1", po::value<double>()->default_value(0.9, "0.9")->value_name("X"), "AdamW beta1")
@@ -759,7 +1068,9 @@ void add_training_options(cli::ToolSpec& s, TrainMode mode) {
   add_planner_options(plan);
   s.groups.push_back(d);
   if (sft) s.groups.push_back(l);
-  for (auto* g : {&t, &r, &par, &plan}) s.groups.push_back(*g);
+  if (dpo) s.groups.push_back(pref);
+  for (auto* g : {&t, &r, &par}) s.groups.push_back(*g);
+  if (!dpo) s.groups.push_back(plan);  // the planner does not count a reference model (yet)
   s.writes_output = false;
   po::options_description out("Output");
   out.add_options()("output,o", po::value<std::string>()->value_name("RUNDIR"), "the run directory (created; reused by --resume auto)");

@@ -2,7 +2,8 @@
 // cut across ranks (tensor, pipeline, data parallelism; ZeRO-1), AdamW with warmup and cosine
 // decay, clipping, evaluation, metrics, checkpoints that resume under any layout, and signals.
 // pretrain trains every weight from scratch or --init-from; lora-tune tunes a --base: LoRA
-// adapters on the frozen base (adapter checkpoints), or every weight with --full.
+// adapters on the frozen base (adapter checkpoints), or every weight with --full. dpo-align
+// trains a policy (its adapters or every weight) on preference pairs against a reference.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace bellows::train {
 
-enum class TrainMode { pretrain, sft };
+enum class TrainMode { pretrain, sft, dpo };
 
 // The option groups of a training tool (the SFT mode adds the base and the LoRA settings).
 void add_training_options(cli::ToolSpec& s, TrainMode mode);
