@@ -238,6 +238,38 @@ json write_checkpoint_part(const std::string& path, Rng& rng) {
   return out;
 }
 
+json write_reference_logps(const std::string& path, Rng& rng) {
+  ShardWriter w(path, "reference_logps", sample_provenance());
+  json out = {{"kind", "reference_logps"}, {"attrs", json::object()}};
+  const uint64_t n = 5;
+  std::vector<double> c, r;
+  std::vector<uint32_t> nc, nr;
+  for (uint64_t i = 0; i < n; ++i) {
+    c.push_back(-double(rng.below(4000)) / 100.0);
+    r.push_back(-double(rng.below(4000)) / 100.0);
+    nc.push_back(uint32_t(1 + rng.below(30)));
+    nr.push_back(uint32_t(1 + rng.below(30)));
+  }
+  for (const char* d : {"chosen_logp", "rejected_logp", "chosen_targets", "rejected_targets"}) w.declare(d);
+  w.append("chosen_logp", c);
+  w.append("rejected_logp", r);
+  w.append("chosen_targets", nc);
+  w.append("rejected_targets", nr);
+  out["datasets"]["chosen_logp"] = dataset_entry("float64", {n}, c);
+  out["datasets"]["rejected_logp"] = dataset_entry("float64", {n}, r);
+  out["datasets"]["chosen_targets"] = dataset_entry("uint32", {n}, nc);
+  out["datasets"]["rejected_targets"] = dataset_entry("uint32", {n}, nr);
+  const json attrs = {{"num_pairs", n}, {"seq_len", 64}, {"tokenizer_sha256", std::string(64, 'a')},
+                      {"data_sha256", std::string(64, 'd')}, {"reference_fingerprint", std::string(64, 'e')}};
+  w.set_attr("num_pairs", n);
+  w.set_attr("seq_len", uint64_t{64});
+  for (const char* k : {"tokenizer_sha256", "data_sha256", "reference_fingerprint"})
+    w.set_attr(k, attrs[k].get<std::string>());
+  out["attrs"] = attrs;
+  w.close();
+  return out;
+}
+
 const std::map<std::string, std::function<json(const std::string&, Rng&)>>& writers() {
   static const std::map<std::string, std::function<json(const std::string&, Rng&)>> m = {
       {"docs", write_docs},
@@ -247,6 +279,7 @@ const std::map<std::string, std::function<json(const std::string&, Rng&)>>& writ
       {"checkpoint", write_checkpoint},
       {"checkpoint_part", write_checkpoint_part},
       {"lora_adapter", write_lora_adapter},
+      {"reference_logps", write_reference_logps},
   };
   return m;
 }
