@@ -65,6 +65,17 @@ else
     failed=$((failed + 1)); failures+=("SLURM cluster start")
 fi
 
+# Then two nodes (network and UTS namespaces on this machine) for the placement tests.
+state2=$(mktemp -d /tmp/bellows-slurm2.XXXXXX)
+note "starting a two-node SLURM cluster in $state2"
+if tests/slurm/start-cluster.sh --nodes 2 "$state2"; then
+    trap 'tests/slurm/stop-cluster.sh "$state2" >/dev/null 2>&1; rm -rf "$state" "$state2"' EXIT
+    BELLOWS_SLURM_STATE=$state2 BELLOWS_BIN=$PWD/$BUILD/bin run_bats "two-node SLURM Bats tests" tests/slurm/multinode
+    tests/slurm/stop-cluster.sh "$state2"
+else
+    failed=$((failed + 1)); failures+=("two-node SLURM cluster start")
+fi
+
 echo
 ((${#failures[@]} == 0)) || echo "failing suites: ${failures[*]}"
 echo "tests: $passed passed, $failed failed"

@@ -56,7 +56,40 @@ set_paths() {
 
 munged_pid() { our_pid munged "$MUNGE_PIDFILE" "$MUNGE_SOCKET"; }
 slurmctld_pid() { our_pid slurmctld "$CTLD_PIDFILE" "$CONF"; }
-slurmd_pid() { our_pid slurmd "$SLURMD_PIDFILE" "$CONF"; }
+# slurmd_pid [NODE]: the single node's slurmd, or node NODE's of a multi-node cluster.
+slurmd_pid() {
+  if [[ -n ${1:-} ]]; then our_pid slurmd "$SD/run/slurmd-$1.pid" "$CONF"; else our_pid slurmd "$SLURMD_PIDFILE" "$CONF"; fi
+}
+
+# --- several nodes on one machine ---------------------------------------------
+# A multi-node cluster (start-cluster.sh --nodes N) runs each slurmd in its own
+# network namespace (a veth into a bridge that holds the controller's address)
+# and UTS namespace (its own hostname), so an allocation really spans hosts as
+# MPI and our tools see them. Names derive from STATE_DIR (several clusters can
+# coexist); STATE_DIR/net.env records them for stop-cluster.sh.
+net_names() { # sets NET_ID BRIDGE SUBNET (first three octets); needs SD
+  local sum
+  sum=$(printf '%s' "$SD" | cksum | cut -d' ' -f1)
+  NET_ID=$(printf '%08x' "$sum")
+  BRIDGE=bb$NET_ID
+  SUBNET=10.$((100 + sum % 100)).$(((sum / 100) % 250))
+}
+node_netns() { echo "bellows-$NET_ID-$1"; }       # NODE -> its namespace
+node_veth() { echo "$BRIDGE${1#node}"; }           # host end of NODE's veth (<= 15 chars)
+
+# Removes what net.env names: namespaces (their veth ends go with them) and the
+# bridge.
+teardown_net() {
+  [[ -r $SD/net.env ]] || return 0
+  local BRIDGE NAMESPACES ns
+  # shellcheck disable=SC1091
+  . "$SD/net.env"
+  for ns in $NAMESPACES; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  ip link del "$BRIDGE" 2>/dev/null || true
+  rm -f "$SD/net.env"
+}
 
 # Take an exclusive lock on STATE_DIR/lock (fd 9) so that start and stop of
 # the same state directory never run at the same time.

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# start-cluster.sh STATE_DIR — start a private single-node SLURM cluster on
+# start-cluster.sh [--nodes N] STATE_DIR — start a private SLURM cluster on
 # localhost (munged + slurmctld + slurmd), everything kept under STATE_DIR.
+#
+# --nodes N (2..8): N nodes node1..nodeN, each slurmd in its own network and
+# UTS namespace (address SUBNET.(1+i) on a bridge holding the controller's
+# SUBNET.1, hostname nodeI), so an allocation spans hosts as MPI sees them.
+# Default: one node named after this host at 127.0.0.1.
 #
 # On success STATE_DIR/env.sh exports SLURM_CONF (and a few BELLOWS_SLURM_*
 # variables) for clients:   . STATE_DIR/env.sh && sinfo
@@ -30,9 +35,17 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 die() { local rc=$1; shift; echo "$PROG: error: $*" >&2; exit "$rc"; }
 note() { echo "$PROG: $*"; }
 
-[[ $# -eq 1 && -n $1 && $1 != -* ]] || die 2 "usage: start-cluster.sh STATE_DIR"
+NODES=1
+if [[ ${1:-} == --nodes ]]; then
+  [[ ${2:-} =~ ^[2-8]$ ]] || die 2 "--nodes takes 2..8 (got '${2:-}')"
+  NODES=$2
+  shift 2
+fi
+[[ $# -eq 1 && -n $1 && $1 != -* ]] || die 2 "usage: start-cluster.sh [--nodes N] STATE_DIR"
 [[ $(id -u) -eq 0 ]] || die 4 "must run as root (slurmd and munged need it)"
-for bin in munged munge unmunge slurmctld slurmd sinfo scontrol runuser flock; do
+needed=(munged munge unmunge slurmctld slurmd sinfo scontrol runuser flock)
+((NODES == 1)) || needed+=(ip unshare nsenter)
+for bin in "${needed[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || die 4 "'$bin' not found in PATH (packages: munge, slurm-wlm, util-linux)"
 done
 id munge >/dev/null 2>&1 || die 4 "no 'munge' user (install the munge package)"
@@ -48,8 +61,21 @@ set_paths "$(canon_dir "$1")"
 lock_state_dir
 
 export SLURM_CONF=$CONF
-NODE=$(hostname -s)
-[[ -n $NODE ]] || die 4 "hostname -s is empty"
+CTLD_HOST=$(hostname -s)
+[[ -n $CTLD_HOST ]] || die 4 "hostname -s is empty"
+if ((NODES == 1)); then
+  NODE_NAMES=("$CTLD_HOST")
+  CTLD_ADDR=127.0.0.1
+else
+  net_names
+  NODE_NAMES=()
+  for ((i = 1; i <= NODES; i++)); do NODE_NAMES+=("node$i"); done
+  CTLD_ADDR=$SUBNET.1
+fi
+NODE=${NODE_NAMES[0]}
+node_addr() { # NODE -> its address
+  if ((NODES == 1)); then echo 127.0.0.1; else echo "$SUBNET.$((1 + ${1#node}))"; fi
+}
 
 write_env() {
   local tmp=$ENV_SH.tmp.$$
@@ -58,6 +84,7 @@ write_env() {
 export SLURM_CONF='$CONF'
 export BELLOWS_SLURM_STATE='$SD'
 export BELLOWS_SLURM_NODE='$NODE'
+export BELLOWS_SLURM_NODES='${NODE_NAMES[*]}'
 export BELLOWS_SLURM_PARTITION='bellows'
 # munge -n/unmunge need this socket passed with --socket (slurm reads it from slurm.conf)
 export BELLOWS_MUNGE_SOCKET='$MUNGE_SOCKET'
@@ -69,12 +96,22 @@ munge_ok() {
   munge -n --socket="$MUNGE_SOCKET" 2>/dev/null | unmunge --socket="$MUNGE_SOCKET" >/dev/null 2>&1
 }
 
-node_state() { timeout 5 sinfo -h -N -n "$NODE" -o %T 2>/dev/null | head -n 1; }
+# One word for the whole cluster: a node's state when all agree, else "mixed-states".
+node_state() {
+  local states
+  states=$(timeout 5 sinfo -h -N -o %T 2>/dev/null | sort -u) || return 1
+  [[ -n $states ]] || return 1
+  if [[ $(wc -l <<<"$states") -eq 1 && $(timeout 5 sinfo -h -N -o %N 2>/dev/null | sort -u | wc -l) -eq $NODES ]]; then
+    echo "$states"
+  else
+    echo "mixed-states"
+  fi
+}
 
 log_tails() {
   local f
-  for f in "$LOG_DIR/slurmctld.stderr" "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.stderr" \
-    "$LOG_DIR/slurmd.log" "$LOG_DIR/munged.stderr" "$MUNGE_DIR/munged.log"; do
+  for f in "$LOG_DIR/slurmctld.stderr" "$LOG_DIR/slurmctld.log" "$LOG_DIR"/slurmd*.stderr \
+    "$LOG_DIR"/slurmd*.log "$LOG_DIR/munged.stderr" "$MUNGE_DIR/munged.log"; do
     [[ -s $f ]] || continue
     echo "----- tail of $f -----" >&2
     tail -n 25 "$f" >&2
@@ -85,8 +122,12 @@ log_tails() {
 running=()
 m=$(munged_pid) && running+=("munged:$m")
 c=$(slurmctld_pid) && running+=("slurmctld:$c")
-d=$(slurmd_pid) && running+=("slurmd:$d")
-if ((${#running[@]} == 3)); then
+if ((NODES == 1)); then
+  d=$(slurmd_pid) && running+=("slurmd:$d")
+else
+  for n in "${NODE_NAMES[@]}"; do d=$(slurmd_pid "$n") && running+=("slurmd-$n:$d"); done
+fi
+if ((${#running[@]} == 2 + NODES)); then
   state=$(node_state || true)
   if munge_ok && [[ $state =~ ^(idle|mixed|allocated|completing)$ ]]; then
     write_env
@@ -160,8 +201,12 @@ cleanup_on_failure() {
 trap cleanup_on_failure EXIT
 
 # --- fresh directories -------------------------------------------------------
+teardown_net  # a network left by a start that died half-way
 rm -rf "$SD/ctld" "$SD/spool" "$SD/pmix" "$SD/run" "$ENV_SH"
 mkdir -p "$SD/ctld" "$SD/spool" "$SD/pmix" "$SD/run" "$LOG_DIR"
+# Several nodes: each its own spool, and its own PMIx directory (bind-mounted
+# over pmix/ in its mount namespace: the step directory names would collide).
+((NODES == 1)) || for n in "${NODE_NAMES[@]}"; do mkdir -p "$SD/spool/$n" "$SD/pmix/$n"; done
 install -d -o munge -g munge -m 0755 "$MUNGE_DIR"
 rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock" "$MUNGE_PIDFILE"
 # munged runs as the munge user and must reach STATE_DIR (mktemp -d makes 0700).
@@ -202,13 +247,56 @@ for ((i = 0; i < 100; i++)); do
 done
 munge_ok || { log_tails; die 1 "munged does not answer on $MUNGE_SOCKET (munge -n | unmunge failed)"; }
 
+# --- the nodes' network (several nodes) -----------------------------------------
+if ((NODES > 1)); then
+  namespaces=()
+  for n in "${NODE_NAMES[@]}"; do namespaces+=("$(node_netns "$n")"); done
+  printf 'BRIDGE=%s\nNAMESPACES="%s"\n' "$BRIDGE" "${namespaces[*]}" >"$SD/net.env"
+  ip link add "$BRIDGE" type bridge || die 1 "cannot create bridge $BRIDGE (needs CAP_NET_ADMIN)"
+  ip addr add "$CTLD_ADDR/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  for n in "${NODE_NAMES[@]}"; do
+    ns=$(node_netns "$n")
+    ip netns add "$ns" || die 1 "cannot create network namespace $ns"
+    ip link add "$(node_veth "$n")" type veth peer name eth0 netns "$ns"
+    ip link set "$(node_veth "$n")" master "$BRIDGE" up
+    ip -n "$ns" addr add "$(node_addr "$n")/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+  done
+  # Every node's /etc/hosts (bind-mounted in its namespace): the nodes resolve
+  # each other and the controller (srun and MPI look names up).
+  {
+    echo "127.0.0.1 localhost"
+    echo "$CTLD_ADDR $CTLD_HOST"
+    for m in "${NODE_NAMES[@]}"; do echo "$(node_addr "$m") $m"; done
+  } >"$SD/hosts"
+fi
+
 # --- slurm.conf --------------------------------------------------------------
 mem_mb=$(awk '/^MemTotal:/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
 [[ $mem_mb =~ ^[0-9]+$ && $mem_mb -gt 0 ]] || mem_mb=1000
+if ((NODES == 1)); then
+  node_lines="NodeName=$NODE NodeAddr=127.0.0.1 CPUs=4 RealMemory=$mem_mb State=UNKNOWN
+PartitionName=bellows Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
+  slurmd_files="SlurmdSpoolDir=$SD/spool
+SlurmdPidFile=$SLURMD_PIDFILE
+SlurmdLogFile=$LOG_DIR/slurmd.log"
+else
+  node_lines=
+  for n in "${NODE_NAMES[@]}"; do
+    node_lines+="NodeName=$n NodeAddr=$(node_addr "$n") NodeHostname=$n CPUs=2 RealMemory=$((mem_mb / NODES)) State=UNKNOWN
+"
+  done
+  node_lines+="PartitionName=bellows Nodes=node[1-$NODES] Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
+  slurmd_files="SlurmdSpoolDir=$SD/spool/%n
+SlurmdPidFile=$SD/run/slurmd-%n.pid
+SlurmdLogFile=$LOG_DIR/slurmd-%n.log"
+fi
 cat >"$CONF.tmp" <<CONF
-# Generated by tests/slurm/start-cluster.sh $(date '+%F %T') — single-node test cluster.
+# Generated by tests/slurm/start-cluster.sh $(date '+%F %T') — $NODES-node test cluster.
 ClusterName=bellows-test
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$CTLD_HOST($CTLD_ADDR)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$CTLD_PORT
@@ -218,11 +306,9 @@ CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET
 
 StateSaveLocation=$SD/ctld
-SlurmdSpoolDir=$SD/spool
 SlurmctldPidFile=$CTLD_PIDFILE
-SlurmdPidFile=$SLURMD_PIDFILE
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd.log
+$slurmd_files
 SlurmctldDebug=info
 SlurmdDebug=info
 
@@ -247,8 +333,7 @@ MinJobAge=600
 InactiveLimit=0
 SlurmdTimeout=120
 
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=4 RealMemory=$mem_mb State=UNKNOWN
-PartitionName=bellows Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+$node_lines
 CONF
 mv -f "$CONF.tmp" "$CONF"
 # mpi.conf (read from the slurm.conf directory): the PMIx plugin's per-step
@@ -264,8 +349,20 @@ MPICONF
 # lock fd is closed so the daemons do not keep STATE_DIR locked.
 env "$DAEMON_MARK" slurmctld -f "$CONF" </dev/null >"$LOG_DIR/slurmctld.stderr" 2>&1 9>&- ||
   { log_tails; die 1 "slurmctld failed to start"; }
-env "$DAEMON_MARK" slurmd -f "$CONF" </dev/null >"$LOG_DIR/slurmd.stderr" 2>&1 9>&- ||
-  { log_tails; die 1 "slurmd failed to start"; }
+if ((NODES == 1)); then
+  env "$DAEMON_MARK" slurmd -f "$CONF" </dev/null >"$LOG_DIR/slurmd.stderr" 2>&1 9>&- ||
+    { log_tails; die 1 "slurmd failed to start"; }
+else
+  for n in "${NODE_NAMES[@]}"; do
+    # Its own network, hostname and /etc/hosts (a private mount namespace); what
+    # slurmd forks (step daemons, tasks) inherits all three. Not `ip netns exec`:
+    # it remounts /sys, without the cgroup tree slurmd looks for.
+    env "$DAEMON_MARK" nsenter --net="/run/netns/$(node_netns "$n")" unshare --uts --mount \
+      sh -c 'mount --bind "$3" /etc/hosts && mount --bind "$4/$1" "$4" && hostname "$1" && exec slurmd -N "$1" -f "$2"' \
+      slurmd-"$n" "$n" "$CONF" "$SD/hosts" "$SD/pmix" \
+      </dev/null >"$LOG_DIR/slurmd-$n.stderr" 2>&1 9>&- || { log_tails; die 1 "slurmd of $n failed to start"; }
+  done
+fi
 
 # daemon_gone NAME PIDFILE: the daemon wrote its pid file and is no longer
 # running, or never wrote it within 10 s (it forks before writing it).
@@ -284,15 +381,25 @@ while ((SECONDS < deadline)); do
   state=$(node_state || true)
   [[ $state == idle ]] && break
   if daemon_gone slurmctld "$CTLD_PIDFILE"; then log_tails; die 1 "slurmctld exited during start-up"; fi
-  if daemon_gone slurmd "$SLURMD_PIDFILE"; then log_tails; die 1 "slurmd exited during start-up"; fi
+  if ((NODES == 1)); then
+    if daemon_gone slurmd "$SLURMD_PIDFILE"; then log_tails; die 1 "slurmd exited during start-up"; fi
+  else
+    for n in "${NODE_NAMES[@]}"; do
+      if [[ -s $SD/run/slurmd-$n.pid ]] && ! slurmd_pid "$n" >/dev/null; then log_tails; die 1 "slurmd of $n exited during start-up"; fi
+    done
+  fi
   sleep 0.5
 done
 if [[ $state != idle ]]; then
   log_tails
-  die 1 "node $NODE not idle after ${START_TIMEOUT}s (state '${state:-no answer from slurmctld}')"
+  die 1 "nodes ${NODE_NAMES[*]} not idle after ${START_TIMEOUT}s (state '${state:-no answer from slurmctld}')"
 fi
 
 write_env
 trap - EXIT
-note "cluster up in $((SECONDS - T0))s: node $NODE idle, slurmctld :$CTLD_PORT (pid $(slurmctld_pid)), slurmd :$SLURMD_PORT (pid $(slurmd_pid)), munged (pid $(munged_pid))"
+if ((NODES == 1)); then
+  note "cluster up in $((SECONDS - T0))s: node $NODE idle, slurmctld :$CTLD_PORT (pid $(slurmctld_pid)), slurmd :$SLURMD_PORT (pid $(slurmd_pid)), munged (pid $(munged_pid))"
+else
+  note "cluster up in $((SECONDS - T0))s: nodes ${NODE_NAMES[*]} idle ($SUBNET.2-$((1 + NODES)), bridge $BRIDGE), slurmctld $CTLD_ADDR:$CTLD_PORT, slurmd :$SLURMD_PORT, munged (pid $(munged_pid))"
+fi
 note "use it with: . $ENV_SH"

@@ -45,6 +45,15 @@ if pid=$(slurmd_pid); then
   stop_pid slurmd "$pid" || rc=1
   stopped+=("slurmd:$pid")
 fi
+for pidfile in "$SD"/run/slurmd-*.pid; do # the nodes of a multi-node cluster
+  [[ -e $pidfile ]] || continue
+  n=${pidfile##*/slurmd-}
+  n=${n%.pid}
+  if pid=$(slurmd_pid "$n"); then
+    stop_pid "slurmd of $n" "$pid" || rc=1
+    stopped+=("slurmd-$n:$pid")
+  fi
+done
 # Step daemons (slurmstepd) inherit $DAEMON_MARK from our slurmd; any still
 # alive were orphaned (e.g. slurmctld was already down so the jobs could not be
 # cancelled). slurmstepd ignores SIGTERM, so each one is stopped together with
@@ -89,6 +98,7 @@ if pid=$(munged_pid); then
   stopped+=("munged:$pid")
 fi
 rm -f "$ENV_SH"
+teardown_net
 
 if ((${#stopped[@]} == 0)); then
   echo "$PROG: no daemons of $SD were running"
