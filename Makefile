@@ -97,13 +97,13 @@ SYS_PY   := /usr/bin/python3
 HF_REQ   := tests/python/requirements-hf.txt
 HF_VENV  ?= $(HOME)/.cache/bellows/hf-venv-$(shell sha256sum $(HF_REQ) 2>/dev/null | cut -c1-12)
 
-.PHONY: fuzz fuzz-toolchain bench-pretrain bench-parallel bench-lora plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+.PHONY: fuzz fuzz-toolchain bench-pretrain bench-parallel bench-lora bench-dpo plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
         bench-venv-tokenize bench-tokenize bench-convert
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-lora | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
+	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-lora | bench-dpo | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, HF_VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -382,6 +382,14 @@ bench-lora:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory venv
 	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/lora/run.sh $(BENCH_ARGS)
+
+# dpo-align's step time, tokens/s and peak RSS with each reference (a LoRA policy's base with the adapters off, a
+# frozen copy of the full model, precomputed log-probabilities and their one-off cost) on bench/lora's model; writes
+# bench/dpo/results.{json,md}. Run on a quiet machine: make bench-dpo (BENCH_ARGS='--steps 30 --repeat 3 --pairs 512')
+bench-dpo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory venv
+	BUILD=$(BUILD) JOBS=$(JOBS) PY=$(VENV)/bin/python bench/dpo/run.sh $(BENCH_ARGS)
 
 # A pretrain run's loss / learning-rate / throughput chart: make plot RUN=runs/small
 plot:
