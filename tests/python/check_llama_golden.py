@@ -151,9 +151,10 @@ class PeftLora:
 
 
 def rms_norm(x, weight, eps):
-    """LlamaRMSNorm.forward."""
+    """LlamaRMSNorm.forward (in float32, or float64 for a float64 reference such as
+    check_dpo_golden.py's, where HF's cast to float32 would only add rounding)."""
     input_dtype = x.dtype
-    x = x.to(torch.float32)
+    x = x.to(torch.promote_types(input_dtype, torch.float32))
     variance = x.pow(2).mean(-1, keepdim=True)
     x = x * torch.rsqrt(variance + eps)
     return weight * x.to(input_dtype)
@@ -230,7 +231,7 @@ def forward(cfg, P, ids, pos, doc_start, lora=None):
         k, v = repeat_kv(k, H // KV), repeat_kv(v, H // KV)
         scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(D)  # [B, H, T, T]
         scores = scores.masked_fill(~visible[:, None], mask_min)
-        probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        probs = F.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(q.dtype)
         att = torch.matmul(probs, v).transpose(1, 2).reshape(B, T, H * D)
         x = x + lin(att, l, "o", P[p + "self_attn.o_proj.weight"])
         h = rms_norm(x, P[p + "post_attention_layernorm.weight"], eps)
