@@ -97,13 +97,13 @@ SYS_PY   := /usr/bin/python3
 HF_REQ   := tests/python/requirements-hf.txt
 HF_VENV  ?= $(HOME)/.cache/bellows/hf-venv-$(shell sha256sum $(HF_REQ) 2>/dev/null | cut -c1-12)
 
-.PHONY: fuzz fuzz-toolchain bench-pretrain bench-parallel bench-lora bench-dpo plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
+.PHONY: gpu-bundle test-gpu fuzz fuzz-toolchain bench-pretrain bench-parallel bench-lora bench-dpo plot all deps venv hf-venv test test-all unit unit-asan mpi-unit bats demo demo-run install clean help bench-venv bench-curate \
         bench-venv-tokenize bench-tokenize bench-convert
 
 all: $(BINS) $(HELPERS)
 
 help:
-	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-lora | bench-dpo | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120]"
+	@echo "make demo | test | all | deps | venv | hf-venv | install PREFIX=... | clean | plot RUN=dir | bench-curate | bench-tokenize | bench-pretrain | bench-parallel | bench-lora | bench-dpo | bench-convert [BENCH_MB=50 BENCH_ARGS=...] | fuzz [FUZZ_SECONDS=120] | gpu-bundle | test-gpu (on the GPU machine)"
 	@echo "variables: CUDA=0|1 (default: 1 when nvcc is found), BUILD=dir, VENV=dir, HF_VENV=dir, JOBS=n"
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -241,6 +241,20 @@ mpi-unit: $(MPI_UNIT)
 
 bats: all venv hf-venv
 	BUILD=$(BUILD) VENV=$(VENV) HF_VENV=$(HF_VENV) tests/run-all.sh --bats-only
+
+# --- the GPU machine ---------------------------------------------------------------------------
+# gpu-bundle: the tools and tests with their shared libraries, for a GPU machine that has the
+# driver and CUDA but none of our Debian libraries; test-gpu runs there, from the unpacked bundle:
+#   tar xzf build/gpu-bundle.tgz -C /tmp && /tmp/gpu-bundle/test-gpu.sh      (or: make test-gpu)
+GPU_BUNDLE ?= $(BUILD)/gpu-bundle
+gpu-bundle:
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT) $(MPI_UNIT)
+	tests/gpu/make-bundle.sh $(BUILD) $(GPU_BUNDLE)
+
+test-gpu:
+	@test -x $(GPU_BUNDLE)/test-gpu.sh || { test -f $(GPU_BUNDLE).tgz && tar -C $(dir $(GPU_BUNDLE)) -xzf $(GPU_BUNDLE).tgz; } || \
+	  { echo "no $(GPU_BUNDLE): make gpu-bundle on the development machine and carry $(GPU_BUNDLE).tgz"; exit 2; }
+	$(GPU_BUNDLE)/test-gpu.sh
 
 # --- demo ------------------------------------------------------------------------------------
 demo:
