@@ -58,8 +58,8 @@ void dpo_micro_batch(const DpoSettings& s, const std::vector<double>& policy, co
     stats.reward_rejected += p.reward_rejected;
     stats.correct += p.correct() ? 1 : 0;
     stats.margin += p.margin();
-    stats.logp_chosen += policy[i];
-    stats.logp_rejected += policy[i + 1];
+    stats.logp_chosen += pc;  // as the loss sees them: per-token means for ipo (TRL's logps/*)
+    stats.logp_rejected += pr;
     stats.sft_nll += -policy[i];
     stats.chosen_tokens += rows[i].targets;
     stats.pairs += 1;

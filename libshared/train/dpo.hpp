@@ -32,7 +32,7 @@ struct DpoStats {
   // the chosen tokens.
   double loss = 0, dpo_loss = 0, sft_nll = 0;
   double reward_chosen = 0, reward_rejected = 0, correct = 0, margin = 0;
-  double logp_chosen = 0, logp_rejected = 0;  // policy, summed over response tokens
+  double logp_chosen = 0, logp_rejected = 0;  // policy, summed over response tokens (ipo: per-token means)
   double pairs = 0, chosen_tokens = 0;
   static constexpr size_t kFields = 11;
   void to(double* v) const;

@@ -99,7 +99,7 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
     const bool fresh = inv.get<bool>("new-lora");
     if (fresh && inv.has("lora")) throw UsageError("give --lora ADAPTER (continue an adapter) or --new-lora, not both");
     if (!fresh)
-      for (const char* k : {"rank", "alpha", "dropout", "targets"})
+      for (const char* k : {"rank", "alpha", "targets"})
         if (!inv.vm[k].defaulted())
           throw UsageError(std::string("--") + k + " sets up a new adapter: it goes with --new-lora" +
                            (inv.has("lora") ? " (--lora's adapter has its own)" : ""));
@@ -113,9 +113,18 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
       l.targets = nn::parse_lora_targets(inv.get<std::string>("targets"));
       o.lora = l;
     } else if (inv.has("lora")) {
-      o.start_adapter = resolve_adapter(inv.get<std::string>("lora"));
+      // A resumed run compares with its own copy of the starting adapter (RUNDIR/reference/):
+      // the original may have moved on since.
+      const fs::path kept = fs::path(o.run_dir) / "reference" / "adapter.h5";
+      if (!o.run_dir.empty() && inv.get<std::string>("resume") == "auto" && fs::is_regular_file(kept))
+        o.start_adapter = kept.string();
+      else
+        o.start_adapter = resolve_adapter(inv.get<std::string>("lora"));
       o.lora = read_adapter_file(o.start_adapter, false).lora;
     }
+    // The adapter's dropout is this run's (lora-tune's 0.05 would make the policy differ from
+    // the reference before any update): 0 unless --dropout says otherwise, as TRL's DPO.
+    if (o.lora) o.lora->dropout = inv.get<double>("dropout");
     o.dpo.loss = parse_dpo_loss(inv.get<std::string>("loss"));
     o.dpo.beta = inv.get<double>("beta");
     o.dpo.label_smoothing = inv.get<double>("label-smoothing");
@@ -488,6 +497,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
   }
   uint64_t step = 0, consumed = 0, tokens_seen = 0;
   std::string resumed_from;
+  json resumed_state;  // the train state of the checkpoint resumed from
   {
     // Every rank reads its slices; a checkpoint is used only when all ranks could.
     std::vector<float> hp(P), hm(hi - lo), hv(hi - lo);
@@ -529,6 +539,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     for (const auto& dir : start.candidates)
       if ((state = try_load(dir, true))) {
         resumed_from = dir;
+        resumed_state = *state;
         break;
       }
     if (!state && !start.init_from.empty() && !(state = try_load(start.init_from, false)))
@@ -577,21 +588,38 @@ int run(cli::Invocation& inv, TrainMode mode) {
   auto reference_pass = [&](bool on) {
     if (o.lora) model.set_reference_adapters(on, ref_adapters);
   };
+  // The full policy's reference: the checkpoint --policy named when the run started (recorded
+  // in every checkpoint: `--policy RUNDIR` may point at a newer checkpoint by the time it resumes).
+  std::string ref_ckpt = o.base;
+  if (dpo && !o.lora && resumed_state.contains("dpo")) {
+    const std::string recorded = resumed_state["dpo"].value("reference", std::string());
+    if (!recorded.empty() && recorded != ref_ckpt) {
+      if (!fs::exists(recorded))
+        throw UsageError("the run's reference " + recorded + " (the policy it started from) no longer exists; --policy " +
+                         o.model + " now means " + o.base + ": start a new run to align against that");
+      if (root) log::info("reference: " + recorded + ", the policy this run started from (--policy now means " + o.base + ")");
+      ref_ckpt = recorded;
+    }
+  }
+  // Forward only: full recomputation keeps just each layer's input, the least activation memory.
   auto make_ref_model = [&]() {
     nn::ModelParallel rmp = mp;
     rmp.slots = 1;
-    ref_model = std::make_unique<nn::LlamaModel>(cfg, *be, rows, o.seq_len, nn::Recompute::none, rmp, nullptr, true);
+    ref_model = std::make_unique<nn::LlamaModel>(cfg, *be, rows, o.seq_len, nn::Recompute::full, rmp, nullptr, true);
     std::vector<float> w(ref_model->num_params());
-    load_rank_slices(CheckpointReader(o.base), ref_model->params(), w.data(), nullptr, nullptr, 0, 0);
+    load_rank_slices(CheckpointReader(ref_ckpt), ref_model->params(), w.data(), nullptr, nullptr, 0, 0);
     be->upload(ref_model->param_data(), w.data(), w.size());
   };
-  auto ref_runner = [&]() -> nn::LlamaModel& { return o.lora ? model : *ref_model; };
+  // A fresh full run's policy is its reference until the first update: --precompute-ref then
+  // needs no copy at all.
+  bool policy_is_reference = false;
+  auto ref_runner = [&]() -> nn::LlamaModel& { return o.lora || policy_is_reference ? model : *ref_model; };
   if (dpo) {
     if (!o.start_adapter.empty()) {
       // Kept in the run directory: a resumed run compares with the same adapter even when the
       // file it came from has moved on.
       ref_adapter_file = (fs::path(o.run_dir) / "reference" / "adapter.h5").string();
-      if (root && !fs::exists(ref_adapter_file)) {
+      if (root && o.start_adapter != ref_adapter_file && (resumed_from.empty() || !fs::exists(ref_adapter_file))) {
         fs::create_directories(fs::path(ref_adapter_file).parent_path());
         fs::copy_file(o.start_adapter, ref_adapter_file + ".tmp", fs::copy_options::overwrite_existing);
         fs::rename(ref_adapter_file + ".tmp", ref_adapter_file);
@@ -607,7 +635,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     if (o.precompute_ref) {
       std::string ref_fp;
       if (root)
-        ref_fp = (o.lora ? fingerprint : base_fingerprint(CheckpointReader(o.base))) +
+        ref_fp = (o.lora ? fingerprint : base_fingerprint(CheckpointReader(ref_ckpt))) +
                  (ref_adapter_file.empty() ? "" : "+adapter:" + sha256_file(ref_adapter_file));
       ref_fp = world.broadcast_string(ref_fp, 0);
       auto precompute = [&](PreferenceData& d, const std::string& split) {
@@ -632,7 +660,8 @@ int run(cli::Invocation& inv, TrainMode mode) {
           }
           if (root) log::warn("recomputing " + file + ": " + why);
         }
-        if (!o.lora && !ref_model) make_ref_model();
+        policy_is_reference = !o.lora && resumed_from.empty();
+        if (!o.lora && !policy_is_reference && !ref_model) make_ref_model();
         const auto t0 = Clock::now();
         reference_pass(true);
         PairLogps p = pair_logps(ref_runner(), ps, d, o.seq_len, o.micro, 0, d.num_pairs());
@@ -656,6 +685,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
       pre_train = precompute(*pref, "train");
       if (valid_pref) pre_valid = precompute(*valid_pref, "valid");
       ref_model.reset();  // training needs only the numbers
+      policy_is_reference = false;
     } else if (!o.lora) {
       make_ref_model();
     }
@@ -688,8 +718,10 @@ int run(cli::Invocation& inv, TrainMode mode) {
     json state = {{"step", at_step}, {"consumed_samples", consumed}, {"tokens_seen", tokens_seen},
                         {"seed", o.seed}, {"data", o.data}, {"global_batch", o.global}, {"seq_len", o.seq_len},
                         {"layout", layout}};
-    if (dpo) state["dpo"] = {{"loss", to_string(o.dpo.loss)}, {"beta", o.dpo.beta}, {"label_smoothing", o.dpo.label_smoothing},
-                             {"sft_weight", o.dpo.sft_weight}, {"reference_adapter", ref_adapter_file}};
+    if (dpo)
+      state["dpo"] = {{"loss", to_string(o.dpo.loss)}, {"beta", o.dpo.beta}, {"label_smoothing", o.dpo.label_smoothing},
+                      {"sft_weight", o.dpo.sft_weight}, {"reference", o.lora ? o.base : ref_ckpt},
+                      {"reference_adapter", ref_adapter_file}};
     std::vector<float> hp(P), hm(hi - lo), hv(hi - lo);
     be->download(hp.data(), model.trainable_data(), P);
     be->download(hm.data(), opt.exp_avg(), hi - lo);

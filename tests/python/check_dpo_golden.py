@@ -242,8 +242,10 @@ def main():
                 case_fail.append(f"{case}: stats {key} {st[key]}, expected {want}")
         sums = {"dpo_loss": (losses.sum().item(), losses.sum().item()),
                 "sft_nll": (sft_nll, sft_nll),
-                "logp_chosen": (pol_sum[0::2].sum().item(), pol_sum[0::2].abs().sum().item()),
-                "logp_rejected": (pol_sum[1::2].sum().item(), pol_sum[1::2].abs().sum().item()),
+                # TRL's logps/chosen|rejected: the log-probabilities the loss compares (per-token
+                # means for ipo, sums otherwise).
+                "logp_chosen": (pc.detach().sum().item(), pc.detach().abs().sum().item()),
+                "logp_rejected": (pr.detach().sum().item(), pr.detach().abs().sum().item()),
                 "reward_chosen": (rew_c.sum().item(), beta * (pc.abs() + rc.abs()).sum().item()),
                 "reward_rejected": (rew_r.sum().item(), beta * (pr.abs() + rr.abs()).sum().item()),
                 "margin": ((rew_c - rew_r).sum().item(), beta * (pc.abs() + rc.abs() + pr.abs() + rr.abs()).sum().item())}
