@@ -90,7 +90,8 @@ check_grid() {
 }
 
 @test "pretrain.sbatch: COMPLETED, --threads and --resume auto added, checkpoints, the same losses as a local run" {
-    submit_and_wait_out --cpus-per-task=1 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN" \
+    # A BELLOWS_TRAIN_TOOL left in the submitting environment does not make it another tool.
+    submit_and_wait_out --cpus-per-task=1 --time=00:05:00 --export="ALL,BELLOWS_BIN=$BELLOWS_BIN,BELLOWS_TRAIN_TOOL=dpo-align" \
         "$SCRIPT" "${MODEL[@]}" --steps 20 --save-every 5 -o run
     [[ $JOB_STATE == COMPLETED && $(job_field ExitCode) == 0:0 ]] ||
         fail "job $JOBID ended $JOB_STATE ExitCode=$(job_field ExitCode), expected COMPLETED ExitCode=0:0"
