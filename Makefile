@@ -372,7 +372,9 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bellows/sbatch $(DESTDIR)$(PREFIX)/share/bellows/schemas
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 tools/plot_metrics.py $(DESTDIR)$(PREFIX)/bin/bellows-plot-metrics
-	install -m 644 sbatch/* $(DESTDIR)$(PREFIX)/share/bellows/sbatch/
+	install -m 644 sbatch/*.sbatch $(DESTDIR)$(PREFIX)/share/bellows/sbatch/
+	install -m 755 sbatch/pipeline.sh $(DESTDIR)$(PREFIX)/share/bellows/sbatch/
+	ln -sf ../share/bellows/sbatch/pipeline.sh $(DESTDIR)$(PREFIX)/bin/bellows-pipeline
 	install -m 644 $(SCHEMAS) $(DESTDIR)$(PREFIX)/share/bellows/schemas/
 
 # pretrain vs PyTorch eager (Debian's python3-torch) on the same shards, both pinned to cores 0,1; writes

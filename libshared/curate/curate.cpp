@@ -363,7 +363,8 @@ class Run {
     bump(in["docs_out"]);
     bump(in["bytes_out"], r.text.size());
 
-    io::Document doc{r.id, {}, r.source, "un", 0.0f};
+    // Unknown language unless langid runs below or a document shard read as input stored one.
+    io::Document doc{r.id, {}, r.source, r.lang.empty() ? "un" : r.lang, r.lang.empty() ? 0.0f : r.lang_score};
     std::string text = std::move(r.text);
     auto stage = [&](const char* name) -> json& {
       json& s = stage_stats_[name];

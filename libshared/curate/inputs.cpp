@@ -276,6 +276,8 @@ class DocShardInputReader final : public RecordReader {
     r.id = d.id;
     r.source = d.source.empty() ? f_.path + "#" + std::to_string(base_ + pos_) : d.source;
     r.text = std::move(d.text);
+    r.lang = std::move(d.lang);
+    r.lang_score = d.lang_score;
     r.raw_bytes = r.text.size();
     if (r.text.empty()) r.bad = "empty_text";
     ++pos_;

@@ -49,6 +49,10 @@ struct RawRecord {
   std::string bad;     // non-empty: why the record is unusable (not_json, missing_text, ...)
   uint64_t raw_bytes = 0;
   uint64_t invalid_utf8 = 0;  // ill-formed UTF-8 sequences already replaced by U+FFFD while reading
+  // The language a document shard of an earlier run stored ("" for other inputs): the output keeps
+  // it when the langid stage is off (e.g. the merge of a curation job array).
+  std::string lang;
+  float lang_score = 0.0f;
 };
 
 struct ReaderOptions {
