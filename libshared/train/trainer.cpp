@@ -357,6 +357,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
   StartPoint start;
   nn::LlamaConfig cfg;
   std::string start_sha;
+  std::string start_fingerprint;  // dpo-align --lora: the policy's, computed once
   bool from_checkpoint = false;
   const std::vector<std::string> existing = o.dry_run ? std::vector<std::string>{} : list_checkpoints(o.run_dir);
   if (o.mode != TrainMode::pretrain) {
@@ -375,6 +376,13 @@ int run(cli::Invocation& inv, TrainMode mode) {
     start_sha = br.tokenizer_sha256();
     from_checkpoint = true;
     if (o.lora) nn::check_lora(cfg, *o.lora);
+    if (!o.start_adapter.empty()) {
+      // dpo-align --lora: an adapter of another base is refused here, before anything is written
+      // (not skipped with a warning later, as a damaged checkpoint would be).
+      if (root) start_fingerprint = base_fingerprint(br);
+      start_fingerprint = world.broadcast_string(start_fingerprint, 0);
+      check_adapter_matches(read_adapter_file(o.start_adapter, false), o.start_adapter, cfg, start_fingerprint, o.base);
+    }
   }
   if (o.resume == "auto") {
     for (const auto& dir : existing) {
@@ -489,7 +497,7 @@ int run(cli::Invocation& inv, TrainMode mode) {
     std::vector<float> base(model.num_params());
     load_rank_slices(CheckpointReader(o.base), model.params(), base.data(), nullptr, nullptr, 0, 0);
     be->upload(model.param_data(), base.data(), base.size());
-    if (root) fingerprint = base_fingerprint(CheckpointReader(o.base));
+    if (root) fingerprint = !start_fingerprint.empty() ? start_fingerprint : base_fingerprint(CheckpointReader(o.base));
     fingerprint = world.broadcast_string(fingerprint, 0);
     log::info("base " + o.base + " (fingerprint " + fingerprint.substr(0, 12) + "), frozen; LoRA rank " +
                         std::to_string(o.lora->rank) + ", alpha " + std::to_string(o.lora->alpha) + ", scaling " +
