@@ -13,7 +13,10 @@
 #   6. lora-tune: a LoRA adapter on the frozen model learns to answer any line with a fixed
 #      sign-off (SFT shards from tokenize-pack --mode sft; loss on the answer only), shown by
 #      lm-generate with and without --lora;
-#   7. ckpt-convert: the model to HF safetensors and GGUF, the adapter to HF PEFT and GGUF LoRA.
+#   7. dpo-align: preference pairs (chosen: a shorter sign-off, rejected: the one the adapter
+#      learned) align the adapter against itself frozen as the reference; held-out reward accuracy
+#      and greedy answers before and after;
+#   8. ckpt-convert: the model to HF safetensors and GGUF, the adapters to HF PEFT and GGUF LoRA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -136,13 +139,61 @@ while IFS= read -r prompt; do
     echo "---"
 done <"$OUT/probe.txt"
 
+step "dpo-align: prefer a shorter sign-off (preference pairs; the reference is the adapter above, frozen)"
+# Other lines of the same copyright files than the SFT stage's (200 pairs to train on, 40 held
+# out; the probe lines are in neither), each with the sign-off the adapter learned as the rejected
+# answer and a shorter one as the chosen. The reference log-probabilities are computed once
+# (--precompute-ref); --sft-weight adds the chosen answers' NLL (RPO), which keeps them likely
+# while DPO pushes the two apart. DEMO_DPO_STEPS=N trains longer; ~1.5 s per step on 2 cores.
+/usr/bin/python3 - "$OUT" <<'PY'
+import json, random, sys, glob
+out = sys.argv[1]
+random.seed(1)
+lines = []
+for path in sorted(glob.glob("/usr/share/doc/*/copyright"))[:400]:
+    try:
+        for l in open(path, errors="ignore"):
+            l = " ".join(l.split())
+            if 20 <= len(l) <= 80:
+                lines.append(l)
+    except OSError:
+        pass
+random.shuffle(lines)
+long, short = " -- reviewed and approved by the bellows maintainers", " -- approved by the bellows maintainers"
+for name, chunk in (("pref", lines[440:640]), ("pref-valid", lines[640:680])):
+    with open(f"{out}/{name}.jsonl", "w") as f:
+        for l in chunk:
+            f.write(json.dumps({"prompt": l, "chosen": short, "rejected": long}) + "\n")
+PY
+for name in pref pref-valid; do
+    "$BIN/tokenize-pack" --tokenizer "$OUT/run/tokenizer/tokenizer.json" --mode preference --seq-len 128 \
+        "$OUT/$name.jsonl" -o "$OUT/$name-tokens" --progress off
+done
+"$BIN/dpo-align" --policy "$OUT/run" --lora "$OUT/lora" --data "$OUT/pref-tokens" --valid-data "$OUT/pref-valid-tokens" \
+    --seq-len 128 --micro-batch 4 --global-batch 8 --lr 1e-3 --beta 0.1 --sft-weight 1 --precompute-ref \
+    --steps "${DEMO_DPO_STEPS:-40}" --eval-every 20 --eval-batches 10 --log-every 10 -o "$OUT/dpo"
+/usr/bin/python3 - "$OUT/dpo/metrics.jsonl" <<'PY'
+import json, sys
+ev = [r for r in map(json.loads, open(sys.argv[1])) if r.get("event") == "eval"][-1]
+print("held-out pairs: reward accuracy %.2f, margin %.2f (rewards: chosen %+.2f, rejected %+.2f)" % (
+    ev["eval_rewards/accuracies"], ev["eval_rewards/margins"], ev["eval_rewards/chosen"], ev["eval_rewards/rejected"]))
+PY
+
+step "lm-generate: held-out lines, base + SFT adapter and base + DPO adapter (greedy)"
+while IFS= read -r prompt; do
+    echo "prompt: $prompt"
+    echo "SFT:    $("$BIN/lm-generate" --ckpt "$OUT/run" --lora "$OUT/lora" --prompt "$prompt" --max-new-tokens 16 --temperature 0 2>/dev/null)"
+    echo "+ DPO:  $("$BIN/lm-generate" --ckpt "$OUT/run" --lora "$OUT/dpo" --prompt "$prompt" --max-new-tokens 16 --temperature 0 2>/dev/null)"
+    echo "---"
+done <"$OUT/probe.txt"
+
 step "ckpt-convert: the model for transformers/vLLM (HF safetensors) and llama.cpp (GGUF), the adapter for peft and llama.cpp"
 mkdir -p "$OUT/export"
 "$BIN/ckpt-convert" --from "$OUT/run" --to hf --dtype bf16 -o "$OUT/export/hf" --progress off
 "$BIN/ckpt-convert" --from "$OUT/run" --to gguf --dtype q8_0 -o "$OUT/export/model-q8_0.gguf" --progress off
 "$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/lora" --to peft --peft-base "$OUT/export/hf" -o "$OUT/export/peft" --progress off
 "$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/lora" --to gguf-lora -o "$OUT/export/lora.gguf" --progress off
-ls -l "$OUT/export" "$OUT/export/hf" "$OUT/export/peft"
+"$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/dpo" --to peft --peft-base "$OUT/export/hf" -o "$OUT/export/peft-dpo" --progress off
+ls -l "$OUT/export" "$OUT/export/hf" "$OUT/export/peft" "$OUT/export/peft-dpo"
 
 step "Done. Output in $OUT"
-echo "Next tool (open issue): dpo-align."
