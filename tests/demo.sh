@@ -16,7 +16,11 @@
 #   7. dpo-align: preference pairs (chosen: a shorter sign-off, rejected: the one the adapter
 #      learned) align the adapter against itself frozen as the reference; held-out reward accuracy
 #      and greedy answers before and after;
-#   8. ckpt-convert: the model to HF safetensors and GGUF, the adapters to HF PEFT and GGUF LoRA.
+#   8. ckpt-convert: the model to HF safetensors and GGUF, the adapters to HF PEFT and GGUF LoRA;
+#   9. the whole life cycle again as dependent SLURM jobs (sbatch/pipeline.sh: curation as a job
+#      array, tokenize, pretrain, lora, dpo, HF and GGUF exports) on a local test cluster, ending
+#      with its curation report, loss charts, a sample of the aligned model and the exports
+#      (tests/demo-pipeline.sh; skipped with a note where SLURM cannot be started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -195,5 +199,9 @@ mkdir -p "$OUT/export"
 "$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/lora" --to gguf-lora -o "$OUT/export/lora.gguf" --progress off
 "$BIN/ckpt-convert" --from "$OUT/run" --lora "$OUT/dpo" --to peft --peft-base "$OUT/export/hf" -o "$OUT/export/peft-dpo" --progress off
 ls -l "$OUT/export" "$OUT/export/hf" "$OUT/export/peft" "$OUT/export/peft-dpo"
+
+# 9. The same life cycle as SLURM jobs (sbatch/pipeline.sh) on a local test cluster, when this
+#    machine can run one.
+BUILD=$BUILD tests/demo-pipeline.sh "$OUT" "$OUT/sft.jsonl" "$OUT/pref.jsonl" "$OUT/tokens/tokenizer.json"
 
 step "Done. Output in $OUT"
