@@ -1,6 +1,7 @@
 #include "log/log.hpp"
 
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 
@@ -11,6 +12,7 @@ namespace {
 
 Config g_config;
 std::mutex g_mutex;
+std::ofstream g_copy;  // copy_to_file's
 
 void emit(Level l, const std::string& msg) {
   std::string line = utc_timestamp() + " ";
@@ -22,6 +24,7 @@ void emit(Level l, const std::string& msg) {
   std::lock_guard<std::mutex> lock(g_mutex);
   std::ostream& os = g_config.sink ? *g_config.sink : std::cerr;
   os << line << std::flush;
+  if (g_copy.is_open()) g_copy << line << std::flush;
 }
 
 }  // namespace
@@ -68,5 +71,13 @@ void write(Level l, const std::string& msg) {
 }
 
 void write_always(Level l, const std::string& msg) { emit(l, msg); }
+
+void copy_to_file(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_copy.is_open()) g_copy.close();
+  if (path.empty()) return;
+  g_copy.open(path, std::ios::app);
+  if (!g_copy) throw RuntimeError("cannot open the log file " + path);
+}
 
 }  // namespace bellows::log

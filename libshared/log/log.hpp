@@ -40,4 +40,8 @@ inline void error(const std::string& m) { write(Level::error, m); }
 // Prints on this rank whatever the rank filter says (fatal errors must never be hidden).
 void write_always(Level l, const std::string& msg);
 
+// From now on every line this rank prints is also appended to `path` (a run's own log file);
+// "" stops. RuntimeError naming the file when it cannot be opened.
+void copy_to_file(const std::string& path);
+
 }  // namespace bellows::log

@@ -52,6 +52,32 @@ TEST(Log, LevelFilters) {
   EXPECT_THROW(log::parse_level("loud"), UsageError);
 }
 
+// A run's own log file gets every line this rank prints, appended, until stopped.
+TEST(Log, CopyToFileAppendsWhatIsPrinted) {
+  bellows::testing::TempDir t;
+  LogCapture cap({log::Level::info, false, 0, 1, nullptr});
+  log::info("before");
+  log::copy_to_file(t / "run.log");
+  log::info("first");
+  log::debug("filtered");
+  log::copy_to_file("");
+  log::info("after");
+  log::copy_to_file(t / "run.log");  // a second start appends
+  log::warn("second start");
+  log::copy_to_file("");
+  std::ifstream f(t / "run.log");
+  std::stringstream got;
+  got << f.rdbuf();
+  const std::string s = got.str();
+  EXPECT_EQ(s.find("before"), std::string::npos) << s;
+  EXPECT_NE(s.find("info: first\n"), std::string::npos) << s;
+  EXPECT_EQ(s.find("filtered"), std::string::npos) << s;
+  EXPECT_EQ(s.find("after"), std::string::npos) << s;
+  EXPECT_NE(s.find("warn: second start\n"), std::string::npos) << s;
+  EXPECT_NE(cap.out.str().find("after"), std::string::npos);  // the usual sink still gets everything
+  EXPECT_THROW(log::copy_to_file(t / "no/such/dir/x.log"), RuntimeError);
+}
+
 TEST(Progress, ParsesModes) {
   EXPECT_EQ(log::parse_progress_mode("auto"), log::ProgressMode::automatic);
   EXPECT_EQ(log::parse_progress_mode("on"), log::ProgressMode::on);

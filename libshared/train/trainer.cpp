@@ -475,6 +475,17 @@ int run(cli::Invocation& inv, TrainMode mode) {
     fs::create_directories(o.run_dir);
     copy_tokenizer_into_run(o.run_dir, o.data, o.tokenizer, data_sha);
     std::ofstream(o.run_dir + "/config.json") << cfg.to_hf_json().dump(2) << "\n";
+    // Each start's own log (rank 0's lines) in RUNDIR/logs/: under SLURM named by the job and
+    // its restart count, so the starts of a requeued job stay apart; else by the start time.
+    const dist::LaunchInfo& li = ctx.launch();
+    std::string stamp = log::utc_timestamp();
+    std::erase(stamp, ':');
+    const std::string name = o.tool + (li.slurm_job_id.empty() ? "-" + stamp
+                                                               : "-job" + li.slurm_job_id + "-restart" +
+                                                                     std::to_string(li.restart_count)) + ".log";
+    fs::create_directories(fs::path(o.run_dir) / "logs");
+    log::copy_to_file((fs::path(o.run_dir) / "logs" / name).string());
+    log::info("this start's log: " + (fs::path(o.run_dir) / "logs" / name).string());
   }
   world.barrier();
 

@@ -183,6 +183,16 @@ step-00000020"
     assert_line --regexp " info: resumed from $ckpt at step $n$"
     run grep -c '^bellows-pretrain: OK: finished step 300 in [0-9]*s; ' "$OUTFILE"
     assert_output 1
+    # Each start's own log, named by the job and SLURM_RESTART_COUNT.
+    run ls run/logs
+    assert_output "pretrain-job$JOBID-restart0.log
+pretrain-job$JOBID-restart1.log"
+    run cat "run/logs/pretrain-job$JOBID-restart0.log"
+    assert_line --regexp " warn: signal 10 received: checkpointing at step $n and stopping$"
+    refute_line --partial "resumed from"
+    run cat "run/logs/pretrain-job$JOBID-restart1.log"
+    assert_line --regexp " info: resumed from $ckpt at step $n$"
+    assert_line --regexp ' info: step 300/300 loss '
 
     assert_equal "$(losses run/metrics.jsonl | wc -l)" 300
     assert_equal "$(losses run/metrics.jsonl)" "$(reference_losses)"
