@@ -80,6 +80,17 @@ const char* tool_name(TrainMode m) {
   return "?";
 }
 
+// A new adapter's settings: --rank, --alpha, --dropout, --rslora, --targets.
+nn::LoraConfig lora_from_flags(const cli::Invocation& inv) {
+  nn::LoraConfig l;
+  l.rank = int(inv.get<int64_t>("rank"));
+  l.alpha = inv.get<double>("alpha");
+  l.dropout = inv.get<double>("dropout");
+  l.rslora = inv.get<bool>("rslora");
+  l.targets = nn::parse_lora_targets(inv.get<std::string>("targets"));
+  return l;
+}
+
 Options read_options(const cli::Invocation& inv, TrainMode mode) {
   Options o;
   o.mode = mode;
@@ -105,13 +116,7 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
                            (inv.has("lora") ? " (--lora's adapter has its own)" : ""));
     if (!fresh && inv.get<bool>("rslora")) throw UsageError("--rslora sets up a new adapter: it goes with --new-lora");
     if (fresh) {
-      nn::LoraConfig l;
-      l.rank = int(inv.get<int64_t>("rank"));
-      l.alpha = inv.get<double>("alpha");
-      l.dropout = inv.get<double>("dropout");
-      l.rslora = inv.get<bool>("rslora");
-      l.targets = nn::parse_lora_targets(inv.get<std::string>("targets"));
-      o.lora = l;
+      o.lora = lora_from_flags(inv);
     } else if (inv.has("lora")) {
       // A resumed run compares with its own copy of the starting adapter (RUNDIR/reference/):
       // the original may have moved on since.
@@ -141,13 +146,7 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
     o.base_gguf = inv.has("base-gguf") ? inv.get<std::string>("base-gguf") : "";
     o.model = inv.has("base") ? inv.get<std::string>("base") : (inv.has("base-hf") ? o.base_hf : o.base_gguf);
     if (!inv.get<bool>("full")) {
-      nn::LoraConfig l;
-      l.rank = int(inv.get<int64_t>("rank"));
-      l.alpha = inv.get<double>("alpha");
-      l.dropout = inv.get<double>("dropout");
-      l.rslora = inv.get<bool>("rslora");
-      l.targets = nn::parse_lora_targets(inv.get<std::string>("targets"));
-      o.lora = l;
+      o.lora = lora_from_flags(inv);
     } else {
       for (const char* k : {"rank", "alpha", "dropout", "targets"})
         if (!inv.vm[k].defaulted()) throw UsageError(std::string("--") + k + " is a LoRA setting: it does not go with --full");
@@ -801,6 +800,11 @@ int run(cli::Invocation& inv, TrainMode mode) {
   const bool reports_loss = ps.last_stage() && ps.coord().tp == 0;  // each loss term once
   const auto run_t0 = Clock::now();
   std::vector<double> comm_by_rank(size_t(world.size()) * 3);
+  // dpo-align's per-step host buffers, kept across steps: each micro-batch's rows, the
+  // reference's row log-probabilities [M][rows] and the logit-gradient weights [rows * T].
+  std::vector<PairRow> row_info;
+  std::vector<std::vector<double>> ref(static_cast<size_t>(dpo ? M : 0));
+  std::vector<float> factors;
   while (step < o.steps) {
     const auto t0 = Clock::now();
     ps.reset_comm_times();
@@ -816,7 +820,6 @@ int run(cli::Invocation& inv, TrainMode mode) {
       double chosen_tokens = 0;
       for (uint64_t k = 0; k < uint64_t(o.global); ++k)
         chosen_tokens += pref->row_of(pref->pair_at(consumed + k, o.seed, true), 0, o.seq_len).targets;
-      std::vector<PairRow> row_info;
       auto load = [&](int mb, int slot, nn::LlamaModel& m) {
         const auto td = Clock::now();
         pref->fill(b, o.seq_len, consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro), o.micro, o.seed, true, &row_info);
@@ -825,10 +828,10 @@ int run(cli::Invocation& inv, TrainMode mode) {
       };
       // The reference's log-probabilities of the step's rows (last stage: every tensor-parallel
       // rank needs them for its slice of the logit gradients).
-      std::vector<std::vector<double>> ref(static_cast<size_t>(M));
       if (o.precompute_ref) {
         for (int mb = 0; mb < M; ++mb) {
           auto& r = ref[size_t(mb)];
+          r.clear();
           for (int p = 0; p < o.micro; ++p) {
             const uint64_t i = pref->pair_at(consumed + (first_mb + uint64_t(mb)) * uint64_t(o.micro) + uint64_t(p), o.seed, true);
             r.push_back(pre_train.chosen[i]);
@@ -845,7 +848,6 @@ int run(cli::Invocation& inv, TrainMode mode) {
             });
         reference_pass(false);
       }
-      std::vector<float> factors;
       pipeline_train(
           model, ps, M, 1.0f,
           [&](int mb, int slot) {
