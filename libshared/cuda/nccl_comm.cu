@@ -152,7 +152,11 @@ class NcclCommunicator final : public dist::Communicator {
  private:
   // Waits for the operation (synchronous semantics) and adds its time to the group's counter.
   struct Timed {
-    explicit Timed(NcclCommunicator& c) : c_(c), t0_(std::chrono::steady_clock::now()) {}
+    // The backend's kernels run on a stream of its own: the data must be complete before NCCL,
+    // on this communicator's stream, reads it. (Overlapping the two is the next step.)
+    explicit Timed(NcclCommunicator& c) : c_(c), t0_(std::chrono::steady_clock::now()) {
+      check(cudaDeviceSynchronize(), "device synchronize");
+    }
     ~Timed() noexcept(false) {
       check(cudaStreamSynchronize(c_.stream_), "stream synchronize");
       c_.tensor_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();

@@ -17,6 +17,7 @@
 #include "io/safe_output.hpp"
 #include "log/log.hpp"
 #include "nn/backend.hpp"
+#include "nn/device.hpp"
 #include "train/adapter.hpp"
 #include "train/checkpoint.hpp"
 #include "train/token_data.hpp"
@@ -42,7 +43,7 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 namespace {
 
 struct Options {
-  std::string ckpt, lora, tokenizer, prompt, dump_logits, eval, backend;
+  std::string ckpt, lora, tokenizer, prompt, dump_logits, eval, backend, device, matmul_precision;
   std::string adapter_note;  // what --lora folded in, logged with the model
   std::vector<int32_t> ids;
   bool have_prompt = false, have_ids = false, bos = false, allow_special = false, print_ids = false, overwrite = false;
@@ -51,6 +52,9 @@ struct Options {
   uint64_t eval_samples = 0, seed = 1;
   SamplingOptions sampling;
 };
+
+// lm-generate is one process: it takes the first visible GPU.
+nn::DeviceOptions device_options(const Options& o) { return {o.device, o.backend, o.threads, o.matmul_precision, 0}; }
 
 Options read_options(const cli::Invocation& inv) {
   Options o;
@@ -102,13 +106,18 @@ Options read_options(const cli::Invocation& inv) {
   const int64_t th = inv.get<int64_t>("threads");
   if (th < 0 || th > 4096) throw UsageError("--threads must be in 0..4096 (0: all cores)");
   o.threads = int(th);
+  o.device = inv.get<std::string>("device");
+  o.matmul_precision = inv.get<std::string>("matmul-precision");
+  nn::resolve_device(device_options(o));  // a bad combination is a usage error before any work
   return o;
 }
 
 // Logged once the request is known to be valid, so that a usage error stays one line.
-void log_model(const Options& o, const std::string& ckpt_path, const train::CheckpointData& ck, const nn::Backend& be) {
+void log_model(const Options& o, const std::string& ckpt_path, const train::CheckpointData& ck, const nn::Backend& be,
+               const std::string& where) {
   log::info("model: " + ckpt_path + " (step " + std::to_string(ck.step) + ", " + std::to_string(ck.config.num_params()) +
-            " parameters); backend " + be.name() + " (" + std::to_string(be.threads()) + " threads)");
+            " parameters); backend " + be.name() +
+            (where == "cpu" ? " (" + std::to_string(be.threads()) + " threads)" : " on " + where));
   if (!o.adapter_note.empty()) log::info(o.adapter_note);
 }
 
@@ -166,8 +175,9 @@ int run_eval(const Options& o, const std::string& ckpt_path, const train::Checkp
     log::info("--eval: samples cut to the model's max_position_embeddings (" + std::to_string(T) + " of " +
               std::to_string(data->seq_len()) + " tokens)");
   }
-  auto be = nn::make_backend(o.backend, o.threads);
-  log_model(o, ckpt_path, ck, *be);
+  std::string where;
+  auto be = nn::make_device_backend(device_options(o), &where);
+  log_model(o, ckpt_path, ck, *be, where);
   const train::EvalResult r = train::evaluate(ck.config, ck.params, *be, *data, o.eval_batch, T, o.eval_samples, o.doc_masking);
   log::info("--eval: " + std::to_string(r.samples) + " samples of the " + split + " split of " + o.eval + " (" +
             std::to_string(data->num_samples()) + " there)");
@@ -274,8 +284,9 @@ int run_generate(const Options& o, const std::string& ckpt_path, const train::Ch
   if (!o.dump_logits.empty())
     dump = std::make_unique<io::SafeOutput>(o.dump_logits, io::SafeOutput::Kind::file, o.overwrite);
 
-  auto be = nn::make_backend(o.backend, o.threads);
-  log_model(o, ckpt_path, ck, *be);
+  std::string where;
+  auto be = nn::make_device_backend(device_options(o), &where);
+  log_model(o, ckpt_path, ck, *be, where);
   KvCacheModel model(cfg, *be, max_len, int(std::min<size_t>(ids.size(), 128)));
   model.load_params(ck.params);
 
@@ -356,7 +367,11 @@ cli::ToolSpec lm_generate_tool_spec() {
       ("ckpt", po::value<std::string>()->value_name("CKPT"), "checkpoint directory, its model.h5, or a run directory")
       ("lora", po::value<std::string>()->value_name("ADAPTER"), "apply a LoRA adapter of this base: adapter.h5, its checkpoint or run directory")
       ("tokenizer", po::value<std::string>()->value_name("PATH"), "the model's tokenizer (default: RUNDIR/tokenizer/)")
-      ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "cpu | ref (the slow reference)")
+      ("device", po::value<std::string>()->default_value("auto")->value_name("D"),
+       "auto | cpu | cuda (auto: cuda when this build has CUDA and a GPU is usable)")
+      ("matmul-precision", po::value<std::string>()->default_value("fp32")->value_name("P"),
+       "CUDA GEMMs: fp32 | tf32 | bf16 (fp32 by default, so that logits match the CPU's)")
+      ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "CPU implementation: cpu | ref (the slow reference)")
       ("threads", po::value<int64_t>()->default_value(0)->value_name("N"), "CPU threads (0: all cores)");
   po::options_description g("Generation");
   g.add_options()

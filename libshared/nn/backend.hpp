@@ -28,8 +28,8 @@ class Backend {
   // Threads the ops use (1 for the reference).
   virtual int threads() const = 0;
 
-  // --- memory: buffers live until the backend is destroyed (one arena; nothing is allocated
-  // inside a training step) ---
+  // --- memory: buffers come zeroed and live until the backend is destroyed (nothing is
+  // allocated inside a training step) ---
   virtual float* alloc(size_t n) = 0;
   virtual int32_t* alloc_int(size_t n) = 0;
   virtual size_t bytes_allocated() const = 0;
@@ -70,14 +70,17 @@ class Backend {
 
   // Causal grouped-query attention within documents: query t of sequence b attends to keys
   // s in [doc_start[b*T+t], t] of the same sequence. q[N,H*D], k,v[N,KV*D] -> out[N,H*D];
-  // att[B,H,T,T] keeps the softmax probabilities for the backward (entries outside the window
-  // are 0).
+  // att[attention_state_floats(B,H,T)] keeps what the backward needs: on the CPU backends the
+  // softmax probabilities [B,H,T,T] (entries outside the window are 0), on CUDA (flash-style,
+  // never materialising T x T) the log-sum-exp of each query's scores [B,H,T].
   virtual void attention_fwd(float* out, float* att, const float* q, const float* k, const float* v,
                              const int32_t* doc_start, int B, int T, int H, int KV, int D) = 0;
-  // dq[N,H*D] =, dk,dv[N,KV*D] =
+  virtual size_t attention_state_floats(int B, int H, int T) const { return size_t(B) * H * T * T; }
+  // dq[N,H*D] =, dk,dv[N,KV*D] =; out is the forward's output (flash's backward needs
+  // rowsum(dout * out); the CPU backends, which keep the probabilities, do not read it)
   virtual void attention_bwd(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                             const float* v, const float* att, const int32_t* doc_start, int B, int T, int H, int KV,
-                             int D) = 0;
+                             const float* v, const float* out, const float* att, const int32_t* doc_start, int B,
+                             int T, int H, int KV, int D) = 0;
 
   // Inference: attention of M new queries of one sequence against its KV cache. q[M,H*D] holds
   // the queries of positions t0..t0+M-1; kc, vc [t0+M, KV*D] the keys (after RoPE) and values

@@ -201,7 +201,7 @@ class CpuBackend final : public Backend {
       }
   }
   void attention_bwd(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
-                     const float* att, const int32_t* doc_start, int B, int T, int H, int KV, int D) override {
+                     const float* /*out*/, const float* att, const int32_t* doc_start, int B, int T, int H, int KV, int D) override {
     (void)doc_start;  // P is 0 outside each query's window, and so is everything derived from it
     const int group = H / KV;
     const float scale = 1.0f / std::sqrt(float(D));

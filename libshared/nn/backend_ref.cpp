@@ -162,7 +162,7 @@ class RefBackend final : public Backend {
       }
   }
   void attention_bwd(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
-                     const float* att, const int32_t* doc_start, int B, int T, int H, int KV, int D) override {
+                     const float* /*out*/, const float* att, const int32_t* doc_start, int B, int T, int H, int KV, int D) override {
     const int group = H / KV;
     const double scale = 1.0 / std::sqrt(double(D));
     std::memset(dq, 0, size_t(B) * T * H * D * sizeof(float));

@@ -214,7 +214,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recomp
     a.h = be_.alloc(N * F);
     return a;
   };
-  const size_t att_n = size_t(B_) * H_ * T_ * T_;
+  const size_t att_n = be_.attention_state_floats(B_, H_, T_);
   act_.resize(size_t(slots));
   if (recompute_ == Recompute::full) {
     // Every layer of every slot reruns its forward before its backward: one set serves all.
@@ -533,7 +533,7 @@ void LlamaModel::layer_backward(int slot, int l) {
   // dresid_ = d loss / d resid_mid. Attention block: resid_mid = x + atty Wo^T.
   be_.matmul_bwd(datty_, G(w.o), dresid_, a.atty, P(w.o), N_, H_ * D_, C_, false);
   if (has_lora()) lora_backward(slot, l, int(LoraTarget::o), dresid_, a.atty, datty_);
-  be_.attention_bwd(dq_, dk_, dv_, datty_, a.q, a.k, a.v, a.att, in.doc_start, B_, T_, H_, KV_, D_);
+  be_.attention_bwd(dq_, dk_, dv_, datty_, a.q, a.k, a.v, a.atty, a.att, in.doc_start, B_, T_, H_, KV_, D_);
   be_.rope_bwd(dq_, in.pos, rope_cos_, rope_sin_, N_, H_, D_);
   be_.rope_bwd(dk_, in.pos, rope_cos_, rope_sin_, N_, KV_, D_);
   be_.matmul_bwd(dln_, G(w.q), dq_, a.ln1, P(w.q), N_, C_, H_ * D_, false);

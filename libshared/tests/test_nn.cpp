@@ -9,8 +9,10 @@
 #include <memory>
 #include <vector>
 
+#include "cuda/backend_cuda.hpp"
 #include "nn/backend.hpp"
 #include "nn/config.hpp"
+#include "nn/device.hpp"
 #include "nn/llama.hpp"
 #include "nn/lora.hpp"
 #include "core/error.hpp"
@@ -84,15 +86,37 @@ double dot(const std::vector<float>& a, const std::vector<float>& b) {
   return s;
 }
 
+// The reference and one fast backend: the CPU one, or CUDA (fp32 GEMMs, so that the same
+// tolerances hold). `cpu` names the fast one whichever it is.
+std::unique_ptr<Backend> make_fast(const std::string& name) {
+  return name == "cuda" ? cuda::make_cuda_backend(0, "fp32") : make_cpu_backend(2);
+}
 struct Backends {
+  explicit Backends(const std::string& fast = "cpu") : cpu(make_fast(fast)) {}
   std::unique_ptr<Backend> ref = make_ref_backend();
-  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  std::unique_ptr<Backend> cpu;
 };
+
+// One suite over the fast backends (ggml's way): every op and model test below that compares a
+// fast backend with the reference runs once per backend, as Cpu/... and Cuda/...; the CUDA
+// instances skip, saying why, where no GPU can be used (make test-gpu runs them on one).
+class FastBackend : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "cuda") {
+      const std::string why = cuda::backend_unavailable_reason();
+      if (!why.empty()) GTEST_SKIP() << "CUDA: " << why;
+    }
+  }
+};
+class NnOpsFast : public FastBackend {};
+class NnModelFast : public FastBackend {};
+class NnLoraFast : public FastBackend {};
 
 }  // namespace
 
-TEST(NnOps, MatmulFastEqualsReferenceAndGradients) {
-  Backends b;
+TEST_P(NnOpsFast, MatmulFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const int N = 37, I = 29, O = 23;
   auto inp = randn(size_t(N) * I, 1), w = randn(size_t(O) * I, 2), R = randn(size_t(N) * O, 3);
   auto run = [&](Backend& be, const std::vector<float>& x, const std::vector<float>& wt, std::vector<float>* dinp,
@@ -124,8 +148,8 @@ TEST(NnOps, MatmulFastEqualsReferenceAndGradients) {
   fd_check("matmul dw", w, dw_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, inp, x, nullptr, nullptr), R); });
 }
 
-TEST(NnOps, RmsnormFastEqualsReferenceAndGradients) {
-  Backends b;
+TEST_P(NnOpsFast, RmsnormFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const int N = 19, C = 48;
   auto inp = randn(size_t(N) * C, 4), w = randn(size_t(C), 5, 0.5), R = randn(size_t(N) * C, 6);
   for (auto& x : w) x += 1.0f;
@@ -156,8 +180,8 @@ TEST(NnOps, RmsnormFastEqualsReferenceAndGradients) {
   fd_check("rmsnorm dw", w, dw_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, inp, x, nullptr, nullptr), R); });
 }
 
-TEST(NnOps, EmbeddingFastEqualsReferenceAndGradients) {
-  Backends b;
+TEST_P(NnOpsFast, EmbeddingFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const int N = 30, C = 16, V = 11;
   std::vector<int32_t> ids(N);
   for (int i = 0; i < N; ++i) ids[size_t(i)] = (i * 7) % V;  // repeated ids accumulate
@@ -181,8 +205,8 @@ TEST(NnOps, EmbeddingFastEqualsReferenceAndGradients) {
   fd_check("embedding dwte", wte, dw_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, x, nullptr), R); });
 }
 
-TEST(NnOps, RopeFastEqualsReferenceAndGradients) {
-  Backends b;
+TEST_P(NnOpsFast, RopeFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const int N = 12, nh = 3, D = 8;
   std::vector<float> cos, sin;
   RopeScaling s;  // Llama 3 scaling exercised too
@@ -211,8 +235,8 @@ TEST(NnOps, RopeFastEqualsReferenceAndGradients) {
   fd_check("rope dx", x, g_r, [&](const std::vector<float>& in) { return dot(run(*b.ref, in, nullptr), R); });
 }
 
-TEST(NnOps, AttentionFastEqualsReferenceAndGradients) {
-  Backends b;
+TEST_P(NnOpsFast, AttentionFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const int B = 2, T = 9, H = 4, KV = 2, D = 8, N = B * T;
   // Row 0: one document; row 1: documents starting at 0, 3 and 7.
   std::vector<int32_t> ds(static_cast<size_t>(N));
@@ -239,7 +263,7 @@ TEST(NnOps, AttentionFastEqualsReferenceAndGradients) {
       float* dq = be.alloc(qq.size());
       float* dk = be.alloc(kk.size());
       float* dv = be.alloc(vv.size());
-      be.attention_bwd(dq, dk, dv, d.put(R), qi, ki, vi, att, dsi, B, T, H, KV, D);
+      be.attention_bwd(dq, dk, dv, d.put(R), qi, ki, vi, out, att, dsi, B, T, H, KV, D);
       g->dq = d.get(dq, qq.size());
       g->dk = d.get(dk, kk.size());
       g->dv = d.get(dv, vv.size());
@@ -263,8 +287,46 @@ TEST(NnOps, AttentionFastEqualsReferenceAndGradients) {
       EXPECT_NEAR(o[(size_t(T + 7) * H + h) * D + e], v[(size_t(T + 7) * KV + h / (H / KV)) * D + e], 1e-6);
 }
 
-TEST(NnOps, SwigluFastEqualsReferenceAndGradients) {
-  Backends b;
+// Rows longer than one 32-key tile, heads wider than one warp (40: lanes partly idle; 128: the
+// widest CUDA supports), documents that start mid-tile.
+TEST_P(NnOpsFast, AttentionLongRowsAndWideHeads) {
+  Backends b(GetParam());
+  for (int D : {40, 128}) {
+    const int B = 2, T = 77, H = 4, KV = 2, N = B * T;
+    std::vector<int32_t> ds(static_cast<size_t>(N));
+    for (int t = 0; t < T; ++t) {
+      ds[size_t(t)] = 0;
+      ds[size_t(T + t)] = t >= 61 ? 61 : t >= 30 ? 30 : 0;
+    }
+    auto q = randn(size_t(N) * H * D, 31), k = randn(size_t(N) * KV * D, 32), v = randn(size_t(N) * KV * D, 33),
+         R = randn(size_t(N) * H * D, 34);
+    auto run = [&](Backend& be, std::vector<float>* dq, std::vector<float>* dk, std::vector<float>* dv) {
+      Dev d{be};
+      float* out = be.alloc(size_t(N) * H * D);
+      float* att = be.alloc(be.attention_state_floats(B, H, T));
+      float *qi = d.put(q), *ki = d.put(k), *vi = d.put(v);
+      int32_t* dsi = d.put(ds);
+      be.attention_fwd(out, att, qi, ki, vi, dsi, B, T, H, KV, D);
+      float* gq = be.alloc(q.size());
+      float* gk = be.alloc(k.size());
+      float* gv = be.alloc(v.size());
+      be.attention_bwd(gq, gk, gv, d.put(R), qi, ki, vi, out, att, dsi, B, T, H, KV, D);
+      *dq = d.get(gq, q.size());
+      *dk = d.get(gk, k.size());
+      *dv = d.get(gv, v.size());
+      return d.get(out, size_t(N) * H * D);
+    };
+    std::vector<float> rq, rk, rv, fq, fk, fv;
+    const auto o_r = run(*b.ref, &rq, &rk, &rv);
+    EXPECT_LT(rel(run(*b.cpu, &fq, &fk, &fv), o_r), 1e-5) << "D " << D;
+    EXPECT_LT(rel(fq, rq), 1e-5) << "D " << D;
+    EXPECT_LT(rel(fk, rk), 1e-5) << "D " << D;
+    EXPECT_LT(rel(fv, rv), 1e-5) << "D " << D;
+  }
+}
+
+TEST_P(NnOpsFast, SwigluFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const size_t n = 333;
   auto g = randn(n, 15, 3.0), u = randn(n, 16), R = randn(n, 17);
   auto run = [&](Backend& be, const std::vector<float>& gg, const std::vector<float>& uu, std::vector<float>* dg,
@@ -292,8 +354,8 @@ TEST(NnOps, SwigluFastEqualsReferenceAndGradients) {
   fd_check("swiglu du", u, du_r, [&](const std::vector<float>& x) { return dot(run(*b.ref, g, x, nullptr, nullptr), R); });
 }
 
-TEST(NnOps, CrossEntropyFastEqualsReferenceAndGradients) {
-  Backends b;
+TEST_P(NnOpsFast, CrossEntropyFastEqualsReferenceAndGradients) {
+  Backends b(GetParam());
   const int N = 7, V = 50;
   auto logits = randn(size_t(N) * V, 18, 3.0);
   std::vector<int32_t> targets = {3, 49, 0, -1, 17, 17, 2};
@@ -319,8 +381,8 @@ TEST(NnOps, CrossEntropyFastEqualsReferenceAndGradients) {
   fd_check("cross-entropy dlogits", logits, g_r, total);
 }
 
-TEST(NnOps, ReductionsAndAdamwFastEqualReference) {
-  Backends b;
+TEST_P(NnOpsFast, ReductionsAndAdamwFastEqualReference) {
+  Backends b(GetParam());
   const size_t n = 100003;  // several blocks and a ragged tail
   auto x = randn(n, 19);
   Dev dr{*b.ref}, dc{*b.cpu};
@@ -337,8 +399,8 @@ TEST(NnOps, ReductionsAndAdamwFastEqualReference) {
   for (int i = 0; i < 3; ++i) EXPECT_LT(rel(c[size_t(i)], r[size_t(i)]), 1e-6) << i;
 }
 
-TEST(NnOps, ScaleRowsFastEqualsReference) {
-  Backends b;
+TEST_P(NnOpsFast, ScaleRowsFastEqualsReference) {
+  Backends b(GetParam());
   const int N = 37, V = 1031;  // rows of odd length, several per thread
   const auto x = randn(size_t(N) * V, 24), s = randn(size_t(N), 25);
   auto run = [&](Backend& be) {
@@ -405,9 +467,9 @@ ModelRun run_model(Backend& be, const LlamaConfig& c, Recompute rc, const std::v
 
 }  // namespace
 
-TEST(NnModel, FastEqualsReferenceTiedAndUntied) {
+TEST_P(NnModelFast, FastEqualsReferenceTiedAndUntied) {
   for (bool tied : {false, true}) {
-    Backends b;
+    Backends b(GetParam());
     auto c = tiny_config(tied);
     ModelRun r = run_model(*b.ref, c, Recompute::none), f = run_model(*b.cpu, c, Recompute::none);
     EXPECT_NEAR(f.loss / r.loss, 1.0, 1e-5);
@@ -415,8 +477,8 @@ TEST(NnModel, FastEqualsReferenceTiedAndUntied) {
   }
 }
 
-TEST(NnModel, RecomputeModesGiveBitIdenticalGradients) {
-  Backends b;
+TEST_P(NnModelFast, RecomputeModesGiveBitIdenticalGradients) {
+  Backends b(GetParam());
   auto c = tiny_config(false);
   ModelRun none = run_model(*b.cpu, c, Recompute::none);
   for (Recompute rc : {Recompute::selective, Recompute::full}) {
@@ -424,6 +486,15 @@ TEST(NnModel, RecomputeModesGiveBitIdenticalGradients) {
     EXPECT_EQ(r.loss, none.loss) << to_string(rc);
     EXPECT_EQ(r.grads, none.grads) << to_string(rc);
   }
+}
+
+// No atomics, fixed reduction orders: a second run gives the same bits.
+TEST_P(NnModelFast, RerunsAreBitIdentical) {
+  auto c = tiny_config(false);
+  Backends b1(GetParam()), b2(GetParam());
+  const ModelRun r1 = run_model(*b1.cpu, c, Recompute::none), r2 = run_model(*b2.cpu, c, Recompute::none);
+  EXPECT_EQ(r1.loss, r2.loss);
+  EXPECT_EQ(r1.grads, r2.grads);
 }
 
 TEST(NnModel, ParameterGradientsMatchFiniteDifferences) {
@@ -472,8 +543,8 @@ TEST(NnConfig, PresetsAndHfJson) {
 
 // The three vocabulary-parallel passes over two slices, with the all-reduces done by hand, give
 // the losses and gradients of the plain cross-entropy over the whole vocabulary.
-TEST(NnOps, VocabParallelCrossEntropyEqualsWhole) {
-  Backends b;
+TEST_P(NnOpsFast, VocabParallelCrossEntropyEqualsWhole) {
+  Backends b(GetParam());
   const int N = 6, V = 23, split = 9;  // slices [0, 9) and [9, 23): uneven, as vocab_range allows
   auto logits = randn(size_t(N) * V, 21, 3.0);
   const std::vector<int32_t> targets = {3, 22, 9, -1, 8, 15};
@@ -526,8 +597,8 @@ TEST(NnOps, VocabParallelCrossEntropyEqualsWhole) {
 }
 
 // Id -1 (held by another vocabulary slice): a zero row forward, nothing scattered backward.
-TEST(NnOps, EmbeddingSkipsIdsOfOtherSlices) {
-  Backends b;
+TEST_P(NnOpsFast, EmbeddingSkipsIdsOfOtherSlices) {
+  Backends b(GetParam());
   const int N = 4, C = 5, V = 3;
   auto wte = randn(size_t(V) * C, 30);
   const std::vector<int32_t> ids = {2, -1, 0, -1};
@@ -585,8 +656,8 @@ class NamedGroup final : public dist::Communicator {
 
 // A shard initialises to exactly its slice of the whole model's initial weights, whatever the
 // cut (values do not depend on the layout).
-TEST(NnModel, ShardInitialisationIsTheSliceOfTheWhole) {
-  Backends b;
+TEST_P(NnModelFast, ShardInitialisationIsTheSliceOfTheWhole) {
+  Backends b(GetParam());
   LlamaConfig c = tiny_config(false);
   c.vocab_size = 97;  // odd: uneven vocabulary slices
   LlamaModel whole(c, *b.cpu, 1, 4);
@@ -626,9 +697,9 @@ TEST(NnModel, ShardInitialisationIsTheSliceOfTheWhole) {
 // Pipeline stages run one after the other, the activation handed forward and the gradient back
 // by hand, give the whole model's loss and gradients, bit for bit (the same ops in the same
 // order), with tied embeddings whose head copy's gradient is added to the embedding's.
-TEST(NnModel, PipelineStagesChainedEqualTheWholeModel) {
+TEST_P(NnModelFast, PipelineStagesChainedEqualTheWholeModel) {
   for (bool tied : {false, true}) {
-    Backends b;
+    Backends b(GetParam());
     LlamaConfig c = tiny_config(tied);
     c.num_hidden_layers = 3;
     const int B = 2, T = 8;
@@ -732,8 +803,8 @@ std::vector<float> random_lora(const LlamaConfig& c, const LoraConfig& l) {
 
 // Freshly initialised adapters (B = 0) leave the base's loss exactly as it is, and the base gets
 // no gradient buffer.
-TEST(NnLora, FreshAdaptersChangeNothingAndTheBaseIsFrozen) {
-  Backends b;
+TEST_P(NnLoraFast, FreshAdaptersChangeNothingAndTheBaseIsFrozen) {
+  Backends b(GetParam());
   auto c = tiny_config(false);
   const LoraConfig l = tiny_lora(0.0);
   LlamaModel base(c, *b.cpu, 2, 8), tuned(c, *b.cpu, 2, 8, Recompute::none, {}, &l);
@@ -759,8 +830,8 @@ TEST(NnLora, FreshAdaptersChangeNothingAndTheBaseIsFrozen) {
 // The adapters' gradients against finite differences (reference backend), with and without
 // dropout (its masks are a function of the seed, so the loss is a function of the parameters);
 // the fast backend against the reference; recomputation bit-identical.
-TEST(NnLora, GradientsMatchFiniteDifferencesFastAndRecompute) {
-  Backends b;
+TEST_P(NnLoraFast, GradientsMatchFiniteDifferencesFastAndRecompute) {
+  Backends b(GetParam());
   auto c = tiny_config(false);
   for (double dropout : {0.0, 0.3}) {
     const LoraConfig l = tiny_lora(dropout);
@@ -795,8 +866,8 @@ TEST(NnLora, GradientsMatchFiniteDifferencesFastAndRecompute) {
 
 // A dropout mask depends on the element's place in the logical input, not on how it is cut: the
 // columns [3, 7) of a width-10 input get the masks those columns get in the whole.
-TEST(NnLora, DropoutMasksDoNotDependOnTheCut) {
-  Backends b;
+TEST_P(NnLoraFast, DropoutMasksDoNotDependOnTheCut) {
+  Backends b(GetParam());
   const int N = 5, W = 10;
   auto x = randn(size_t(N) * W, 50);
   for (Backend* be : {b.ref.get(), b.cpu.get()}) {
@@ -819,5 +890,57 @@ TEST(NnLora, DropoutMasksDoNotDependOnTheCut) {
       }
     EXPECT_GT(dropped, 0u);
     EXPECT_LT(dropped, 20u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, NnOpsFast, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Cuda, NnOpsFast, ::testing::Values("cuda"));
+INSTANTIATE_TEST_SUITE_P(Cpu, NnModelFast, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Cuda, NnModelFast, ::testing::Values("cuda"));
+INSTANTIATE_TEST_SUITE_P(Cpu, NnLoraFast, ::testing::Values("cpu"));
+INSTANTIATE_TEST_SUITE_P(Cuda, NnLoraFast, ::testing::Values("cuda"));
+
+// The CUDA GEMMs in reduced precision: TF32 keeps 10 mantissa bits, bf16 8, both accumulate in
+// fp32; on products of 384 terms the relative error stays near the rounding of one input.
+TEST(NnOpsCuda, ReducedPrecisionMatmulsStayClose) {
+  const std::string why = cuda::backend_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "CUDA: " << why;
+  const int N = 256, I = 384, O = 320;
+  const auto x = randn(size_t(N) * I, 41), w = randn(size_t(O) * I, 42);
+  auto ref = make_ref_backend();
+  auto product = [&](Backend& be) {
+    Dev d{be};
+    float* out = be.alloc(size_t(N) * O);
+    be.matmul_fwd(out, d.put(x), d.put(w), N, I, O);
+    return d.get(out, size_t(N) * O);
+  };
+  const auto exact = product(*ref);
+  EXPECT_LT(rel(product(*cuda::make_cuda_backend(0, "fp32")), exact), 1e-6);
+  const double e_tf32 = rel(product(*cuda::make_cuda_backend(0, "tf32")), exact);
+  const double e_bf16 = rel(product(*cuda::make_cuda_backend(0, "bf16")), exact);
+  EXPECT_LT(e_tf32, 2e-3);
+  EXPECT_LT(e_bf16, 1e-2);
+  EXPECT_GT(e_bf16, 1e-5);  // it did round (the precision setting reached cuBLAS)
+}
+
+TEST(NnDevice, FlagsResolveOrSayWhatIsWrong) {
+  const bool gpu = cuda::backend_unavailable_reason().empty();
+  EXPECT_EQ(resolve_device({"auto", "cpu", 0, "", 0}), gpu ? "cuda" : "cpu");
+  EXPECT_EQ(resolve_device({"auto", "ref", 0, "", 0}), "cpu");  // the reference is a CPU backend
+  EXPECT_EQ(resolve_device({"cpu", "cpu", 0, "fp32", 0}), "cpu");
+  auto message = [](const DeviceOptions& o) {
+    try {
+      resolve_device(o);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(message({"gpu", "cpu", 0, "", 0}).find("--device: 'gpu'"), std::string::npos);
+  EXPECT_NE(message({"cpu", "cuda", 0, "", 0}).find("--backend: 'cuda'"), std::string::npos);
+  EXPECT_NE(message({"cpu", "cpu", 0, "bf16", 0}).find("--matmul-precision bf16"), std::string::npos);
+  EXPECT_NE(message({"cuda", "ref", 0, "", 0}).find("--backend ref"), std::string::npos);
+  if (!gpu) {
+    EXPECT_NE(message({"cuda", "cpu", 0, "", 0}).find("--device cuda: "), std::string::npos);
   }
 }

@@ -21,7 +21,9 @@
 #include "dist/context.hpp"
 #include "formats/convert.hpp"
 #include "formats/hf_dir.hpp"
+#include "cuda/nccl_comm.hpp"
 #include "nn/backend.hpp"
+#include "nn/device.hpp"
 #include "nn/llama.hpp"
 #include "nn/lora.hpp"
 #include "nn/rng.hpp"
@@ -52,13 +54,14 @@ namespace {
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct Options {
-  std::string data, valid_data, model, run_dir, init_from, resume, backend, tokenizer;
+  std::string data, valid_data, model, run_dir, init_from, resume, backend, tokenizer, device, matmul_precision;
   int seq_len = 0, micro = 0, global = 0, threads = 0;
   uint64_t steps = 0, warmup = 0, seed = 1, save_every = 0, eval_every = 0, eval_batches = 0, log_every = 1;
   unsigned keep = 3;
   double lr = 0, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, wd = 0.1, clip = 1.0;
   nn::Recompute recompute = nn::Recompute::none;
   bool doc_masking = true, skip_nonfinite = false, dry_run = false;
+  bool on_cuda = false;  // --device resolved
   ParallelOptions par;
   // lora-tune
   TrainMode mode = TrainMode::pretrain;
@@ -157,6 +160,9 @@ Options read_options(const cli::Invocation& inv, TrainMode mode) {
   }
   o.resume = inv.get<std::string>("resume");
   o.backend = inv.get<std::string>("backend");
+  o.device = inv.get<std::string>("device");
+  o.matmul_precision = inv.has("matmul-precision") ? inv.get<std::string>("matmul-precision") : "";
+  o.on_cuda = nn::resolve_device({o.device, o.backend, 0, o.matmul_precision, 0}) == "cuda";
   o.tokenizer = inv.has("tokenizer") ? inv.get<std::string>("tokenizer") : "";
   auto positive = [&](const char* k) {
     int64_t v = inv.get<int64_t>(k);
@@ -459,7 +465,9 @@ int run(cli::Invocation& inv, TrainMode mode) {
 
   // The grid, this rank's groups and its part of the model.
   const std::vector<std::string> nodes = world.allgather(ctx.placement().node);
-  ParallelState ps(world, nodes, o.par, cfg);
+  std::unique_ptr<dist::Communicator> nccl_world;
+  if (o.on_cuda && world.size() > 1) nccl_world = cuda::make_nccl_communicator(world.split(0, world.rank()));
+  ParallelState ps(nccl_world ? *nccl_world : world, nodes, o.par, cfg);
   const int dp = ps.grid().dp();
   if (o.global % (o.micro * dp) != 0)
     throw UsageError("--global-batch " + std::to_string(o.global) + " must be a multiple of --micro-batch x data-parallel size (" +
@@ -488,7 +496,11 @@ int run(cli::Invocation& inv, TrainMode mode) {
   }
   world.barrier();
 
-  auto be = nn::make_backend(o.backend, o.threads);
+  // One rank per GPU. On CUDA the tensor groups run over NCCL (bootstrapped through MPI, which
+  // keeps carrying everything that lives on the host).
+  const nn::DeviceOptions dev{o.device, o.backend, o.threads, o.matmul_precision, ctx.placement().local_rank};
+  std::string where;
+  auto be = nn::make_device_backend(dev, &where);
   nn::ModelParallel mp;
   mp.shard = ps.shard();
   mp.tp = ps.grid().tp() > 1 ? &ps.tp() : nullptr;
@@ -586,13 +598,14 @@ int run(cli::Invocation& inv, TrainMode mode) {
     }
   }
   double peak = 0;
-  if (root) peak = nn::measure_matmul_peak_gflops(*nn::make_backend(o.backend, o.threads));
+  if (root) peak = nn::measure_matmul_peak_gflops(*nn::make_device_backend(dev));
   world.broadcast(&peak, sizeof peak, 0);
   if (root)
     log::info("model: " + std::to_string(cfg.num_params()) + " parameters (" + std::to_string(P) + (o.lora ? " adapter parameters" : "") +
-              " trained on this rank); backend " +
-              be->name() + " (" + std::to_string(be->threads()) + " threads, sgemm peak " + std::to_string(int(peak)) +
-              " GFLOP/s); activations " + gib(double(model.activation_bytes())) + " on this rank; recompute " +
+              " trained on this rank); backend " + be->name() +
+              (o.on_cuda ? " on " + where + " (matmul peak "
+                         : " (" + std::to_string(be->threads()) + " threads, sgemm peak ") +
+              std::to_string(int(peak)) + " GFLOP/s); activations " + gib(double(model.activation_bytes())) + " on this rank; recompute " +
               nn::to_string(o.recompute));
 
   // dpo-align: what the policy is compared with. A LoRA policy's reference is its base with the
@@ -1106,7 +1119,11 @@ void add_training_options(cli::ToolSpec& s, TrainMode mode) {
       ("eval-every", po::value<uint64_t>()->default_value(0)->value_name("N"), "validation loss every N steps and at the end")
       ("eval-batches", po::value<uint64_t>()->default_value(8)->value_name("N"), "micro-batches per validation")
       ("log-every", po::value<uint64_t>()->default_value(1)->value_name("N"), "a log line every N steps")
-      ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "cpu | ref (the slow reference)")
+      ("device", po::value<std::string>()->default_value("auto")->value_name("D"),
+       "auto | cpu | cuda (auto: cuda when this build has CUDA and a GPU is usable; one GPU per rank, local rank mod visible GPUs)")
+      ("matmul-precision", po::value<std::string>()->value_name("P"),
+       "CUDA GEMMs: fp32 | tf32 | bf16 (default bf16: bf16 tensor cores, fp32 accumulation; weights, optimizer and activations stay fp32)")
+      ("backend", po::value<std::string>()->default_value("cpu")->value_name("B"), "CPU implementation: cpu | ref (the slow reference)")
       ("threads", po::value<int64_t>()->default_value(0)->value_name("N"), "CPU threads per rank (0: all cores)");
   po::options_description par("Parallelism (ranks from mpirun/srun; rank = tp + TP * (dp + DP * pp))");
   par.add_options()
