@@ -165,6 +165,12 @@ FORCE:
 # --- compile ---------------------------------------------------------------------------------
 # The CPU kernels' second build, for processors with AVX2 and FMA (chosen at run time).
 $(BUILD)/obj/libshared/nn/backend_cpu_v3.o $(BUILD)/asan/libshared/nn/backend_cpu_v3.o: CXXFLAGS += -march=x86-64-v3
+# Both builds without trapping math: GCC then if-converts the clamps and inlines the floor of
+# fast_expf, so the loops over exp (SiLU, softmax, cross-entropy) vectorise; with the default
+# -ftrapping-math they ran one element at a time ("control flow in loop"). No result changes
+# but the summation order of the reductions that now vectorise (the kernels never trap).
+CPU_KERNEL_OBJS := $(foreach d,obj asan,$(foreach v,base v3,$(BUILD)/$(d)/libshared/nn/backend_cpu_$(v).o))
+$(CPU_KERNEL_OBJS): CXXFLAGS += -fno-trapping-math
 
 $(BUILD)/obj/%.o: %.cpp | $(BUILD)/gen/build_info.hpp
 	@mkdir -p $(dir $@)

@@ -1,6 +1,11 @@
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cub/device/device_radix_sort.cuh>
+#include <fstream>
+#include <initializer_list>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -259,15 +264,96 @@ __global__ void vocab_ce_finish_k(float* losses, float* logits, const int32_t* t
     l[i] = ignored ? 0.0f : (expf(l[i] - rowmax[n]) / sums[n] - (i == targets[n] ? 1.0f : 0.0f)) * grad_scale;
 }
 
+// BELLOWS_CUDA_PROFILE=FILE: every op is timed with CUDA events (which serialises the stream, so
+// it is for finding slow kernels, not for measuring throughput) and, when the backend goes away,
+// FILE gets one JSON line per op and shape, slowest first: calls, milliseconds, and the FLOPs and
+// bytes the op must move at least (from its shapes), hence TFLOP/s and GB/s to hold against the
+// card's compute and memory roofline.
+class Profile {
+ public:
+  explicit Profile(cudaStream_t stream) : stream_(stream) {
+    const char* p = std::getenv("BELLOWS_CUDA_PROFILE");
+    if (p && *p) {
+      path_ = p;
+      BELLOWS_CUDA(cudaEventCreate(&start_));
+      BELLOWS_CUDA(cudaEventCreate(&stop_));
+    }
+  }
+  ~Profile() {
+    if (path_.empty()) return;
+    std::vector<std::pair<std::string, Entry>> all(ops_.begin(), ops_.end());
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+    double total = 0;
+    for (const auto& [k, e] : all) total += e.ms;
+    std::ofstream f(path_);
+    for (const auto& [k, e] : all) {
+      const double s = e.ms / 1e3;
+      f << "{\"op\": \"" << k << "\", \"calls\": " << e.calls << ", \"ms\": " << e.ms << ", \"share\": "
+        << (total > 0 ? e.ms / total : 0.0) << ", \"tflops\": " << (s > 0 ? e.flops / s / 1e12 : 0.0)
+        << ", \"gb_per_s\": " << (s > 0 ? e.bytes / s / 1e9 : 0.0) << "}\n";
+    }
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  Profile(const Profile&) = delete;
+  Profile& operator=(const Profile&) = delete;
+
+  class Scope {
+   public:
+    Scope(Profile& p, const char* op, std::initializer_list<long long> shape, double flops, double bytes)
+        : p_(p.path_.empty() ? nullptr : &p), flops_(flops), bytes_(bytes) {
+      if (!p_) return;
+      key_ = op;
+      const char* sep = " ";
+      for (long long d : shape) {
+        key_ += sep + std::to_string(d);
+        sep = "x";
+      }
+      cudaEventRecord(p_->start_, p_->stream_);
+    }
+    ~Scope() {
+      if (!p_) return;
+      float ms = 0;
+      cudaEventRecord(p_->stop_, p_->stream_);
+      if (cudaEventSynchronize(p_->stop_) != cudaSuccess || cudaEventElapsedTime(&ms, p_->start_, p_->stop_) != cudaSuccess)
+        return;
+      Entry& e = p_->ops_[key_];
+      e.calls += 1;
+      e.ms += ms;
+      e.flops += flops_;
+      e.bytes += bytes_;
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Profile* p_;
+    double flops_, bytes_;
+    std::string key_;
+  };
+
+ private:
+  struct Entry {
+    long long calls = 0;
+    double ms = 0, flops = 0, bytes = 0;
+  };
+  cudaStream_t stream_;
+  std::string path_;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  std::map<std::string, Entry> ops_;
+};
+
 class CudaBackend final : public nn::Backend {
  public:
   CudaBackend(int device, GemmPrecision precision) : device_(device) {
     BELLOWS_CUDA(cudaSetDevice(device));
     BELLOWS_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     gemm_ = std::make_unique<LtGemm>(stream_, precision);
+    prof_ = std::make_unique<Profile>(stream_);
     precision_ = precision;
   }
   ~CudaBackend() override {
+    prof_.reset();
     gemm_.reset();
     for (void* p : buffers_) cudaFree(p);
     if (stream_) cudaStreamDestroy(stream_);
@@ -295,10 +381,12 @@ class CudaBackend final : public nn::Backend {
   void download(float* host, const float* src, size_t n) override { transfer(host, src, n * sizeof(float), cudaMemcpyDeviceToHost); }
 
   void embedding_fwd(float* out, const int32_t* ids, const float* wte, int N, int C) override {
+    Profile::Scope t(*prof_, "embedding_fwd", {N, C}, 0, 8.0 * N * C);
     embedding_fwd_k<<<blocks_for(size_t(N) * C), kThreads, 0, stream_>>>(out, ids, wte, N, C);
     BELLOWS_CUDA_LAUNCH();
   }
   void embedding_bwd(float* dwte, const float* dout, const int32_t* ids, int N, int C) override {
+    Profile::Scope t(*prof_, "embedding_bwd", {N, C}, double(N) * C, 12.0 * N * C);
     if (N == 0) return;
     int32_t* rows_in = int_scratch(0, size_t(N));
     int32_t* rows_out = int_scratch(1, size_t(N));
@@ -314,12 +402,14 @@ class CudaBackend final : public nn::Backend {
   }
 
   void rmsnorm_fwd(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) override {
+    Profile::Scope t(*prof_, "rmsnorm_fwd", {N, C}, 4.0 * N * C, 8.0 * N * C);
     if (N == 0) return;
     rmsnorm_fwd_k<<<unsigned(N), kThreads, 0, stream_>>>(out, rstd, inp, w, C, eps);
     BELLOWS_CUDA_LAUNCH();
   }
   void rmsnorm_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
                    int N, int C) override {
+    Profile::Scope t(*prof_, "rmsnorm_bwd", {N, C}, 8.0 * N * C, 16.0 * N * C);
     if (N == 0) return;
     rmsnorm_bwd_k<<<unsigned(N), kThreads, 0, stream_>>>(dinp, dout, inp, w, rstd, C);
     BELLOWS_CUDA_LAUNCH();
@@ -335,23 +425,28 @@ class CudaBackend final : public nn::Backend {
 
   // Row-major out[N,O] = inp[N,I] w[O,I]^T is column-major out^T[O,N] = W^T^T X^T.
   void matmul_fwd(float* out, const float* inp, const float* w, int N, int I, int O) override {
+    Profile::Scope t(*prof_, "matmul_fwd", {N, I, O}, 2.0 * N * I * O, 4.0 * (double(N) * I + double(I) * O + double(N) * O));
     gemm_->gemm(true, false, O, N, I, 1.0f, w, I, inp, I, 0.0f, out, O);
   }
   void matmul_fwd_acc(float* out, const float* inp, const float* w, int N, int I, int O) override {
+    Profile::Scope t(*prof_, "matmul_fwd_acc", {N, I, O}, 2.0 * N * I * O, 4.0 * (double(N) * I + double(I) * O + 2.0 * N * O));
     gemm_->gemm(true, false, O, N, I, 1.0f, w, I, inp, I, 1.0f, out, O);
   }
   void matmul_bwd(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int N, int I, int O,
                   bool accumulate_dinp) override {
+    Profile::Scope t(*prof_, "matmul_bwd", {N, I, O}, (dinp ? 2.0 : 0.0) * N * I * O + (dw ? 2.0 : 0.0) * N * I * O, 4.0 * (double(N) * I + double(I) * O + double(N) * O) * 2);
     // dinp^T[I,N] = W^T[I,O] dout^T[O,N]; dw^T[I,O] += X^T[I,N] (dout^T)^T[N,O]
     if (dinp) gemm_->gemm(false, false, I, N, O, 1.0f, w, I, dout, O, accumulate_dinp ? 1.0f : 0.0f, dinp, I);
     if (dw) gemm_->gemm(false, true, I, O, N, 1.0f, inp, I, dout, O, 1.0f, dw, I);
   }
 
   void rope_fwd(float* x, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) override {
+    Profile::Scope t(*prof_, "rope", {N, nh, D}, 3.0 * N * nh * D, 8.0 * N * nh * D);
     rope_k<<<blocks_for(size_t(N) * nh * (D / 2)), kThreads, 0, stream_>>>(x, pos, cos, sin, N, nh, D, 1.0f);
     BELLOWS_CUDA_LAUNCH();
   }
   void rope_bwd(float* dx, const int32_t* pos, const float* cos, const float* sin, int N, int nh, int D) override {
+    Profile::Scope t(*prof_, "rope_bwd", {N, nh, D}, 3.0 * N * nh * D, 8.0 * N * nh * D);
     rope_k<<<blocks_for(size_t(N) * nh * (D / 2)), kThreads, 0, stream_>>>(dx, pos, cos, sin, N, nh, D, -1.0f);
     BELLOWS_CUDA_LAUNCH();
   }
@@ -359,11 +454,13 @@ class CudaBackend final : public nn::Backend {
   size_t attention_state_floats(int B, int H, int T) const override { return size_t(B) * H * T; }
   void attention_fwd(float* out, float* att, const float* q, const float* k, const float* v, const int32_t* doc_start,
                      int B, int T, int H, int KV, int D) override {
+    Profile::Scope t(*prof_, "attention_fwd", {B, T, H, KV, D}, 2.0 * B * H * double(T) * T * D, 4.0 * B * T * (2.0 * H + 2.0 * KV) * D);
     attention_forward(stream_, out, att, q, k, v, doc_start, B, T, T, 0, H, KV, D);
   }
   void attention_bwd(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
                      const float* out, const float* att, const int32_t* doc_start, int B, int T, int H, int KV,
                      int D) override {
+    Profile::Scope t(*prof_, "attention_bwd", {B, T, H, KV, D}, 5.0 * B * H * double(T) * T * D, 4.0 * B * T * (5.0 * H + 4.0 * KV) * D);
     float* delta = float_scratch(size_t(B) * H * T);
     attention_backward(stream_, dq, dk, dv, delta, dout, q, k, v, out, att, doc_start, B, T, H, KV, D);
   }
@@ -373,14 +470,17 @@ class CudaBackend final : public nn::Backend {
   }
 
   void swiglu_fwd(float* h, const float* g, const float* u, size_t n) override {
+    Profile::Scope t(*prof_, "swiglu_fwd", {(long long)n}, 5.0 * n, 12.0 * n);
     swiglu_fwd_k<<<blocks_for(n), kThreads, 0, stream_>>>(h, g, u, n);
     BELLOWS_CUDA_LAUNCH();
   }
   void swiglu_bwd(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) override {
+    Profile::Scope t(*prof_, "swiglu_bwd", {(long long)n}, 10.0 * n, 20.0 * n);
     swiglu_bwd_k<<<blocks_for(n), kThreads, 0, stream_>>>(dg, du, dh, g, u, n);
     BELLOWS_CUDA_LAUNCH();
   }
   void add_inplace(float* a, const float* b, size_t n) override {
+    Profile::Scope t(*prof_, "add", {(long long)n}, double(n), 12.0 * n);
     add_k<<<blocks_for(n), kThreads, 0, stream_>>>(a, b, n);
     BELLOWS_CUDA_LAUNCH();
   }
@@ -399,6 +499,7 @@ class CudaBackend final : public nn::Backend {
   }
 
   void cross_entropy(float* losses, float* logits, const int32_t* targets, int N, int V, float grad_scale) override {
+    Profile::Scope t(*prof_, "cross_entropy", {N, V}, 4.0 * N * V, 8.0 * N * V);
     if (N == 0) return;
     cross_entropy_k<<<unsigned(N), kThreads, 0, stream_>>>(losses, logits, targets, V, grad_scale);
     BELLOWS_CUDA_LAUNCH();
@@ -422,6 +523,7 @@ class CudaBackend final : public nn::Backend {
   }
 
   double sum_squares(const float* x, size_t n) override {
+    Profile::Scope t(*prof_, "sum_squares", {(long long)n}, 2.0 * n, 4.0 * n);
     constexpr unsigned kBlocks = 512;
     if (!partial_) partial_ = static_cast<double*>(alloc_bytes(kBlocks * sizeof(double)));
     sum_squares_k<<<kBlocks, kThreads, 0, stream_>>>(partial_, x, n);
@@ -438,6 +540,7 @@ class CudaBackend final : public nn::Backend {
   }
   void adamw(float* p, const float* g, float* m, float* v, size_t n, float lr, float b1, float b2, float eps, float wd,
              float bc1, float bc2) override {
+    Profile::Scope t(*prof_, "adamw", {(long long)n}, 12.0 * n, 28.0 * n);
     adamw_k<<<blocks_for(n), kThreads, 0, stream_>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
     BELLOWS_CUDA_LAUNCH();
   }
@@ -487,6 +590,7 @@ class CudaBackend final : public nn::Backend {
   GemmPrecision precision_ = GemmPrecision::fp32;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<LtGemm> gemm_;
+  std::unique_ptr<Profile> prof_;
   std::vector<void*> buffers_;
   size_t bytes_ = 0;
   double* partial_ = nullptr;  // [512] sum_squares' per-block sums

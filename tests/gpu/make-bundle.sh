@@ -9,7 +9,7 @@
 #                 the CUDA driver and toolkit libraries (the machine's own: libcuda comes with
 #                 its driver; cuBLAS and NCCL are loaded from its CUDA/PyTorch install)
 #   OUT/env.sh    sourced by the scripts: LD_LIBRARY_PATH=OUT/lib plus the machine's CUDA libraries
-#   OUT/test-gpu.sh, OUT/schemas, OUT/VERSION
+#   OUT/test-gpu.sh, OUT/schemas, OUT/VERSION, OUT/bench/gpu/ (issue 10's benchmark: bench/gpu/run.sh)
 # The tools find nothing else at run time: schemas are built in, tokenizers are files.
 set -euo pipefail
 [[ $# -eq 2 ]] || { echo "usage: make-bundle.sh BUILD OUT" >&2; exit 2; }
@@ -37,6 +37,8 @@ done
 missing=$(for f in "$out"/bin/* "$out"/tests/*; do ldd "$f" | grep 'not found' || true; done | sort -u)
 [[ -z $missing ]] || { echo "make-bundle: unresolved libraries: $missing" >&2; exit 1; }
 cp "$here/test-gpu.sh" "$here/bundle-env.sh" "$out/"
+mkdir -p "$out/bench/gpu"
+cp "$here/../../bench/gpu/"*.sh "$here/../../bench/gpu/"*.py "$out/bench/gpu/"
 mv "$out/bundle-env.sh" "$out/env.sh"
 (cd "$(dirname "$here")/.." && git describe --always --dirty 2>/dev/null || echo unknown) >"$out/VERSION"
 tar -C "$(dirname "$out")" -czf "$out.tgz" "$(basename "$out")"
