@@ -380,12 +380,12 @@ void attention_forward(cudaStream_t s, float* out, float* lse, const float* q, c
                        const int32_t* doc_start, int B, int Tq, int Tk, int t0, int H, int KV, int D) {
   check_head_dim(D);
   if (B == 0 || Tq == 0) return;
-  switch ((D + 31) / 32) {
-    case 1: forward_dp<1>(s, out, lse, q, k, v, doc_start, B, Tq, Tk, t0, H, KV, D); break;
-    case 2: forward_dp<2>(s, out, lse, q, k, v, doc_start, B, Tq, Tk, t0, H, KV, D); break;
-    case 3: forward_dp<3>(s, out, lse, q, k, v, doc_start, B, Tq, Tk, t0, H, KV, D); break;
-    default: forward_dp<4>(s, out, lse, q, k, v, doc_start, B, Tq, Tk, t0, H, KV, D); break;
-  }
+  // Two register layouts only (head dims up to 64: Llama 3.2 1B/3B, SmolLM; up to 128: Llama 3
+  // 8B/70B): each instantiation costs build time on every machine.
+  if (D <= 64)
+    forward_dp<2>(s, out, lse, q, k, v, doc_start, B, Tq, Tk, t0, H, KV, D);
+  else
+    forward_dp<4>(s, out, lse, q, k, v, doc_start, B, Tq, Tk, t0, H, KV, D);
 }
 
 void attention_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* delta, const float* dout,
@@ -396,12 +396,10 @@ void attention_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* 
   const size_t rows = size_t(B) * T * H;
   attn_delta_kernel<<<unsigned((rows + kWarps - 1) / kWarps), kWarps * 32, 0, s>>>(delta, dout, out, B, T, H, D);
   check_launch("attention backward (delta)");
-  switch ((D + 31) / 32) {
-    case 1: backward_dp<1>(s, dq, dk, dv, delta, dout, q, k, v, lse, doc_start, B, T, H, KV, D); break;
-    case 2: backward_dp<2>(s, dq, dk, dv, delta, dout, q, k, v, lse, doc_start, B, T, H, KV, D); break;
-    case 3: backward_dp<3>(s, dq, dk, dv, delta, dout, q, k, v, lse, doc_start, B, T, H, KV, D); break;
-    default: backward_dp<4>(s, dq, dk, dv, delta, dout, q, k, v, lse, doc_start, B, T, H, KV, D); break;
-  }
+  if (D <= 64)
+    backward_dp<2>(s, dq, dk, dv, delta, dout, q, k, v, lse, doc_start, B, T, H, KV, D);
+  else
+    backward_dp<4>(s, dq, dk, dv, delta, dout, q, k, v, lse, doc_start, B, T, H, KV, D);
 }
 
 }  // namespace bellows::cuda
