@@ -630,6 +630,8 @@ std::unique_ptr<nn::Backend> make_cuda_backend(int device, const std::string& ma
   return std::make_unique<CudaBackend>(device, p);
 }
 
+void use_device(int device) { BELLOWS_CUDA(cudaSetDevice(device)); }
+
 std::string device_description(int device) {
   cudaDeviceProp p{};
   if (cudaGetDeviceProperties(&p, device) != cudaSuccess) return "device " + std::to_string(device) + " (unknown)";

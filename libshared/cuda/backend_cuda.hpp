@@ -19,6 +19,9 @@ int device_count();
 // Empty when a CUDA backend can be made here; otherwise why not.
 std::string backend_unavailable_reason();
 
+// Makes `device` the calling thread's current GPU (what NCCL and the backend then use).
+void use_device(int device);
+
 // On device `device` (cudaSetDevice for the calling thread); matmul_precision: fp32 | tf32 | bf16.
 std::unique_ptr<nn::Backend> make_cuda_backend(int device, const std::string& matmul_precision);
 

@@ -9,5 +9,6 @@ std::unique_ptr<nn::Backend> make_cuda_backend(int, const std::string&) {
   throw UsageError("--device cuda: " + backend_unavailable_reason());
 }
 std::string device_description(int) { return "none"; }
+void use_device(int) { throw UsageError("--device cuda: " + backend_unavailable_reason()); }
 
 }  // namespace bellows::cuda

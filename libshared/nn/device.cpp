@@ -23,6 +23,12 @@ std::string resolve_device(const DeviceOptions& o) {
   return d;
 }
 
+int cuda_device_of(const DeviceOptions& o) {
+  const int n = cuda::device_count();
+  if (n <= 0) throw UsageError("--device cuda: " + cuda::backend_unavailable_reason());
+  return o.local_rank % n;
+}
+
 std::unique_ptr<Backend> make_device_backend(const DeviceOptions& o, std::string* where) {
   const std::string d = resolve_device(o);
   if (d == "cpu") {
@@ -30,8 +36,7 @@ std::unique_ptr<Backend> make_device_backend(const DeviceOptions& o, std::string
     if (where) *where = "cpu";
     return be;
   }
-  const int n = cuda::device_count();
-  const int dev = o.local_rank % n;
+  const int dev = cuda_device_of(o);
   auto be = cuda::make_cuda_backend(dev, o.matmul_precision.empty() ? "bf16" : o.matmul_precision);
   if (where) *where = "cuda:" + std::to_string(dev) + " " + cuda::device_description(dev);
   return be;

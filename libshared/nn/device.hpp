@@ -26,6 +26,9 @@ struct DeviceOptions {
 // make_device_backend will use, "cpu" or "cuda".
 std::string resolve_device(const DeviceOptions& o);
 
+// The GPU a rank of this local rank uses (local_rank mod visible devices); needs a usable GPU.
+int cuda_device_of(const DeviceOptions& o);
+
 // The backend; `where` (optional) gets where it runs, for the log: "cpu", or
 // "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 81559 MiB)".
 std::unique_ptr<Backend> make_device_backend(const DeviceOptions& o, std::string* where = nullptr);

@@ -21,6 +21,7 @@
 #include "dist/context.hpp"
 #include "formats/convert.hpp"
 #include "formats/hf_dir.hpp"
+#include "cuda/backend_cuda.hpp"
 #include "cuda/nccl_comm.hpp"
 #include "nn/backend.hpp"
 #include "nn/device.hpp"
@@ -465,8 +466,24 @@ int run(cli::Invocation& inv, TrainMode mode) {
 
   // The grid, this rank's groups and its part of the model.
   const std::vector<std::string> nodes = world.allgather(ctx.placement().node);
+  // One rank per GPU (local rank mod visible GPUs), chosen before NCCL starts: NCCL binds each
+  // rank to the device current at its initialisation. On CUDA the tensor groups run over NCCL
+  // (bootstrapped through MPI, which keeps carrying everything that lives on the host).
+  const nn::DeviceOptions dev{o.device, o.backend, o.threads, o.matmul_precision, ctx.placement().local_rank};
   std::unique_ptr<dist::Communicator> nccl_world;
-  if (o.on_cuda && world.size() > 1) nccl_world = cuda::make_nccl_communicator(world.split(0, world.rank()));
+  if (o.on_cuda) {
+    const int gpu = nn::cuda_device_of(dev);
+    const std::vector<std::string> gpus = world.allgather(ctx.placement().node + " " + std::to_string(gpu));
+    for (size_t a = 0; a < gpus.size(); ++a)
+      for (size_t b = a + 1; b < gpus.size(); ++b)
+        if (gpus[a] == gpus[b])
+          throw UsageError("ranks " + std::to_string(a) + " and " + std::to_string(b) + " would share GPU " +
+                           gpus[a].substr(gpus[a].rfind(' ') + 1) + " of " + nodes[a] + " (" +
+                           std::to_string(cuda::device_count()) + " visible): start one rank per GPU " +
+                           "(srun --gpus-per-task 1, or mpirun -np <GPUs per node> per node)");
+    cuda::use_device(gpu);
+    if (world.size() > 1) nccl_world = cuda::make_nccl_communicator(world.split(0, world.rank()));
+  }
   ParallelState ps(nccl_world ? *nccl_world : world, nodes, o.par, cfg);
   const int dp = ps.grid().dp();
   if (o.global % (o.micro * dp) != 0)
@@ -496,9 +513,6 @@ int run(cli::Invocation& inv, TrainMode mode) {
   }
   world.barrier();
 
-  // One rank per GPU. On CUDA the tensor groups run over NCCL (bootstrapped through MPI, which
-  // keeps carrying everything that lives on the host).
-  const nn::DeviceOptions dev{o.device, o.backend, o.threads, o.matmul_precision, ctx.placement().local_rank};
   std::string where;
   auto be = nn::make_device_backend(dev, &where);
   nn::ModelParallel mp;
