@@ -27,9 +27,12 @@ void check_launch(const char* what) {
   if (e != cudaSuccess) throw RuntimeError(std::string("CUDA ") + what + ": " + cudaGetErrorString(e));
 }
 
-// Kernels above 48 KiB of shared memory must opt in.
+// Kernels above 48 KiB of shared memory must opt in (once per kernel: `done` is the caller's
+// static, sized for the widest head the instantiation serves).
 template <class K>
-void allow_smem(K kernel, size_t bytes) {
+void allow_smem(K kernel, size_t bytes, bool& done) {
+  if (done) return;
+  done = true;
   if (bytes > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) throw RuntimeError(std::string("CUDA attention shared memory: ") + cudaGetErrorString(e));
@@ -337,7 +340,8 @@ void forward_dp(cudaStream_t st, float* out, float* lse, const float* q, const f
   constexpr int BQ = kWarps * kFwdQPW;
   const size_t smem = sizeof(float) * size_t(BQ * (D + 1) + kTile * (D + 1) + kTile * D);
   auto kern = attn_fwd_kernel<DP, kFwdQPW>;
-  allow_smem(kern, smem);
+  static bool opted = false;
+  allow_smem(kern, sizeof(float) * size_t(BQ * (32 * DP + 1) + kTile * (32 * DP + 1) + kTile * 32 * DP), opted);
   const dim3 grid(unsigned((Tq + BQ - 1) / BQ), unsigned(H), unsigned(B));
   kern<<<grid, kWarps * 32, smem, st>>>(out, lse, q, k, v, ds, Tq, Tk, t0, H, KV, D, 1.0f / sqrtf(float(D)));
   check_launch("attention forward");
@@ -352,7 +356,8 @@ void backward_dp(cudaStream_t st, float* dq, float* dk, float* dv, const float* 
     constexpr int BQ = kWarps * kDqQPW;
     const size_t smem = sizeof(float) * size_t(2 * BQ * (D + 1) + 2 * kTile * (D + 1));
     auto kern = attn_dq_kernel<DP, kDqQPW>;
-    allow_smem(kern, smem);
+    static bool opted = false;
+    allow_smem(kern, sizeof(float) * size_t(2 * BQ * (32 * DP + 1) + 2 * kTile * (32 * DP + 1)), opted);
     const dim3 grid(unsigned((T + BQ - 1) / BQ), unsigned(H), unsigned(B));
     kern<<<grid, kWarps * 32, smem, st>>>(dq, dout, q, k, v, lse, delta, ds, T, H, KV, D, scale);
     check_launch("attention backward (dq)");
@@ -361,7 +366,8 @@ void backward_dp(cudaStream_t st, float* dq, float* dk, float* dv, const float* 
     constexpr int BK = kWarps * kKPW;
     const size_t smem = sizeof(float) * size_t(2 * BK * (D + 1) + 2 * kTile * (D + 1) + 3 * kTile);
     auto kern = attn_dkdv_kernel<DP, kKPW>;
-    allow_smem(kern, smem);
+    static bool opted = false;
+    allow_smem(kern, sizeof(float) * size_t(2 * BK * (32 * DP + 1) + 2 * kTile * (32 * DP + 1) + 3 * kTile), opted);
     const dim3 grid(unsigned((T + BK - 1) / BK), unsigned(KV), unsigned(B));
     kern<<<grid, kWarps * 32, smem, st>>>(dk, dv, dout, q, k, v, lse, delta, ds, T, H, KV, D, scale);
     check_launch("attention backward (dk, dv)");

@@ -29,7 +29,11 @@ namespace {
 constexpr int kThreads = 256;
 constexpr unsigned kFull = 0xffffffffu;
 
-unsigned blocks_for(size_t n) { return unsigned(std::min<size_t>((n + kThreads - 1) / kThreads, 65535u * 16u)); }
+// At least one block: a launch of zero blocks is an error, and the grid-stride loops do nothing
+// for n = 0 (a ZeRO rank may own no elements of a tensor).
+unsigned blocks_for(size_t n) {
+  return unsigned(std::clamp<size_t>((n + kThreads - 1) / kThreads, 1, 65535u * 16u));
+}
 
 // --- reductions within a block (kThreads threads), in a fixed order -------------------------------
 template <class T>
@@ -466,6 +470,7 @@ class CudaBackend final : public nn::Backend {
   }
   void attention_cached_fwd(float* out, const float* q, const float* kc, const float* vc, int M, int t0, int H, int KV,
                             int D) override {
+    Profile::Scope t(*prof_, "attention_cached", {M, t0, H, KV, D}, 4.0 * M * H * double(t0 + M) * D, 4.0 * (2.0 * M * H + 2.0 * (t0 + M) * KV) * D);
     attention_forward(stream_, out, nullptr, q, kc, vc, nullptr, 1, M, t0 + M, t0, H, KV, D);
   }
 
@@ -486,14 +491,17 @@ class CudaBackend final : public nn::Backend {
   }
   void dropout_fwd(float* u, float* mask, const float* x, int N, int I, int width, int col0, float p,
                    uint64_t seed) override {
+    Profile::Scope t(*prof_, "dropout", {N, I}, 2.0 * N * I, 12.0 * N * I);
     dropout_k<<<blocks_for(size_t(N) * I), kThreads, 0, stream_>>>(u, mask, x, N, I, width, col0, p, seed);
     BELLOWS_CUDA_LAUNCH();
   }
   void mul_acc(float* a, const float* b, const float* c, size_t n) override {
+    Profile::Scope t(*prof_, "mul_acc", {(long long)n}, 2.0 * n, 16.0 * n);
     mul_acc_k<<<blocks_for(n), kThreads, 0, stream_>>>(a, b, c, n);
     BELLOWS_CUDA_LAUNCH();
   }
   void scale_rows(float* x, const float* s, int N, int V) override {
+    Profile::Scope t(*prof_, "scale_rows", {N, V}, double(N) * V, 8.0 * N * V);
     scale_rows_k<<<blocks_for(size_t(N) * V), kThreads, 0, stream_>>>(x, s, N, V);
     BELLOWS_CUDA_LAUNCH();
   }
@@ -505,18 +513,21 @@ class CudaBackend final : public nn::Backend {
     BELLOWS_CUDA_LAUNCH();
   }
   void vocab_ce_max(float* rowmax, const float* logits, int N, int V) override {
+    Profile::Scope t(*prof_, "vocab_ce_max", {N, V}, double(N) * V, 4.0 * N * V);
     if (N == 0) return;
     vocab_ce_max_k<<<unsigned(N), kThreads, 0, stream_>>>(rowmax, logits, V);
     BELLOWS_CUDA_LAUNCH();
   }
   void vocab_ce_sums(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int N,
                      int V) override {
+    Profile::Scope t(*prof_, "vocab_ce_sums", {N, V}, 2.0 * N * V, 4.0 * N * V);
     if (N == 0) return;
     vocab_ce_sums_k<<<unsigned(N), kThreads, 0, stream_>>>(sums, logits, rowmax, targets, N, V);
     BELLOWS_CUDA_LAUNCH();
   }
   void vocab_ce_finish(float* losses, float* logits, const int32_t* targets, const float* rowmax, const float* sums,
                        int N, int V, float grad_scale) override {
+    Profile::Scope t(*prof_, "vocab_ce_finish", {N, V}, 3.0 * N * V, 8.0 * N * V);
     if (N == 0) return;
     vocab_ce_finish_k<<<unsigned(N), kThreads, 0, stream_>>>(losses, logits, targets, rowmax, sums, N, V, grad_scale);
     BELLOWS_CUDA_LAUNCH();
@@ -535,6 +546,7 @@ class CudaBackend final : public nn::Backend {
     return s;
   }
   void scale(float* x, size_t n, float s) override {
+    Profile::Scope t(*prof_, "scale", {(long long)n}, double(n), 8.0 * n);
     scale_k<<<blocks_for(n), kThreads, 0, stream_>>>(x, n, s);
     BELLOWS_CUDA_LAUNCH();
   }
@@ -555,7 +567,9 @@ class CudaBackend final : public nn::Backend {
                          std::to_string(bytes_ >> 20) + " MiB already held by this process): " + cudaGetErrorString(e));
     buffers_.push_back(p);
     bytes_ += bytes;
-    BELLOWS_CUDA(cudaMemset(p, 0, bytes));  // zeroed, as the CPU arena's (the model relies on it)
+    // Zeroed, as the CPU arena's (the model relies on it), on the backend's stream: a memset on the
+    // default stream is not ordered with it and could land after a later upload.
+    BELLOWS_CUDA(cudaMemsetAsync(p, 0, bytes, stream_));
     return p;
   }
   void transfer(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {

@@ -173,6 +173,11 @@ LtGemm::Plan& LtGemm::plan(const Key& key) {
 void LtGemm::gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
                   float beta, float* C, int ldc) {
   if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty product: C = beta C (cuBLASLt may refuse empty layouts)
+    if (beta == 0.0f) check(cudaMemset2DAsync(C, size_t(ldc) * sizeof(float), 0, size_t(m) * sizeof(float), size_t(n), stream_), "zero");
+    else if (beta != 1.0f) throw RuntimeError("cuBLASLt: an empty GEMM with beta other than 0 or 1 is not supported");
+    return;
+  }
   // The largest power of two (up to 256) dividing each address.
   auto align = [](const void* ptr) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);

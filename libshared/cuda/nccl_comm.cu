@@ -3,6 +3,7 @@
 #include <nccl.h>
 
 #include <algorithm>
+#include <exception>
 #include <chrono>
 #include <mutex>
 
@@ -158,7 +159,9 @@ class NcclCommunicator final : public dist::Communicator {
       check(cudaDeviceSynchronize(), "device synchronize");
     }
     ~Timed() noexcept(false) {
-      check(cudaStreamSynchronize(c_.stream_), "stream synchronize");
+      // While an NCCL error unwinds, a second exception from here would terminate the process.
+      const cudaError_t e = cudaStreamSynchronize(c_.stream_);
+      if (std::uncaught_exceptions() == 0) check(e, "stream synchronize");
       c_.tensor_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     }
     NcclCommunicator& c_;

@@ -515,6 +515,11 @@ int run(cli::Invocation& inv, TrainMode mode) {
 
   std::string where;
   auto be = nn::make_device_backend(dev, &where);
+  // The matmul peak for MFU, on a backend of its own that is gone before the model takes the
+  // device's memory (on a GPU its buffers are a gigabyte).
+  double peak = 0;
+  if (root) peak = nn::measure_matmul_peak_gflops(*nn::make_device_backend(dev));
+  world.broadcast(&peak, sizeof peak, 0);
   nn::ModelParallel mp;
   mp.shard = ps.shard();
   mp.tp = ps.grid().tp() > 1 ? &ps.tp() : nullptr;
@@ -611,9 +616,6 @@ int run(cli::Invocation& inv, TrainMode mode) {
         model.init_weights(o.seed);
     }
   }
-  double peak = 0;
-  if (root) peak = nn::measure_matmul_peak_gflops(*nn::make_device_backend(dev));
-  world.broadcast(&peak, sizeof peak, 0);
   if (root)
     log::info("model: " + std::to_string(cfg.num_params()) + " parameters (" + std::to_string(P) + (o.lora ? " adapter parameters" : "") +
               " trained on this rank); backend " + be->name() +
