@@ -614,6 +614,10 @@ std::string format_plan(const Plan& p) {
     << gb(p.usable_memory) << " usable), " << num(d.peak_flops / 1e12) << " TFLOP/s peak" << (d.mixed_precision ? " bf16" : " fp32")
     << ", intra-node " << num(d.intra_node_bytes_per_s / 1e9) << " GB/s, inter-node " << num(d.inter_node_bytes_per_s / 1e9)
     << " GB/s per " << per(p) << " (decimal GB: 1 GB = 1e9 bytes)\n";
+  if (d.mixed_precision)
+    o << "note: this plans bf16 weights and activations, the target of pretrain --device cuda; this build's CUDA "
+         "backend still keeps weights and activations in fp32 (issue 10), so its activations take about twice "
+         "the memory planned here\n";
   for (const auto& s : p.stages) o << stage_line(p, s) << "\n";
   o << "compute: " << num(p.model_flops_per_step / 1e15) << " PFLOP per step (model), " << num(p.hardware_flops_per_step / 1e15)
     << " with recomputation; " << num(p.hardware_flops_per_step / p.world / 1e15) << " PFLOP per " << per(p) << "\n";
