@@ -270,21 +270,23 @@ __global__ void attn_dkdv_kernel(float* dk, float* dv, const float* dout, const 
     const int h = g * group + hh;
     for (int q0 = s0; q0 < T; q0 += kTile) {
       __syncthreads();  // the previous query tile is consumed (and Ks, Vs written)
-      for (int idx = threadIdx.x; idx < kTile * D; idx += blockDim.x) {
-        const int j = idx / D, d = idx % D, t = q0 + j;
-        const size_t at = ((size_t(b) * T + t) * H + h) * D + d;
-        Qs[j * Dp + d] = t < T ? q[at] : 0.0f;
-        dOs[j * Dp + d] = t < T ? dout[at] : 0.0f;
-      }
       if (threadIdx.x < kTile) {
         const int t = q0 + int(threadIdx.x);
         Ls[threadIdx.x] = t < T ? lse[(size_t(b) * H + h) * T + t] : 0.0f;
         Dls[threadIdx.x] = t < T ? delta[(size_t(b) * H + h) * T + t] : 0.0f;
         DSs[threadIdx.x] = t < T ? int(doc_start[size_t(b) * T + t]) : (1 << 30);
       }
-      // Skip query tiles none of whose windows reach back to this block's keys.
+      // Skip query tiles none of whose windows reach back to this block's keys (with packed
+      // documents, most of a long row's) before loading them.
       const int needed = __syncthreads_or(threadIdx.x < kTile && DSs[threadIdx.x] <= s_last);
       if (!needed) continue;
+      for (int idx = threadIdx.x; idx < kTile * D; idx += blockDim.x) {
+        const int j = idx / D, d = idx % D, t = q0 + j;
+        const size_t at = ((size_t(b) * T + t) * H + h) * D + d;
+        Qs[j * Dp + d] = t < T ? q[at] : 0.0f;
+        dOs[j * Dp + d] = t < T ? dout[at] : 0.0f;
+      }
+      __syncthreads();
       const int t = q0 + lane;
 #pragma unroll
       for (int r = 0; r < KPW; ++r) {

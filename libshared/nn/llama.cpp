@@ -215,6 +215,9 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, Backend& be, int B, int T, Recomp
     return a;
   };
   const size_t att_n = be_.attention_state_floats(B_, H_, T_);
+  // Selective recomputation drops the [B,H,T,T] probabilities; a flash-style backend (CUDA) never
+  // keeps them (its state is [B,H,T]), so there each layer keeps its own and nothing reruns.
+  if (recompute_ == Recompute::selective && att_n < size_t(B_) * H_ * T_ * T_) recompute_ = Recompute::none;
   act_.resize(size_t(slots));
   if (recompute_ == Recompute::full) {
     // Every layer of every slot reruns its forward before its backward: one set serves all.
