@@ -97,6 +97,39 @@ sys.exit(0 if len(a) == len(b) and worst < 1e-4 else 1)
 check "greedy generation on CUDA equals the CPU's" bash -c "
     diff <(bin/lm-generate --ckpt $work/cpu --ids 1,2,3 --max-new-tokens 20 --temperature 0 --print-ids --device cpu 2>/dev/null) \
          <(bin/lm-generate --ckpt $work/cpu --ids 1,2,3 --max-new-tokens 20 --temperature 0 --print-ids --device cuda 2>/dev/null)"
+# LoRA (adapter dropout, frozen base) and DPO (per-token gradient weights, reference passes) on CUDA
+# against the same runs on the CPU, on the tiny base trained above.
+python3 - "$work" <<'PY'
+import json, random, sys
+d = sys.argv[1]
+rng = random.Random(2)
+words = "the cluster trains a model on shards while the scheduler waits".split()
+def prompt():
+    return " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
+with open(f"{d}/sft.jsonl", "w") as f:
+    for _ in range(200):
+        f.write(json.dumps({"prompt": prompt(), "response": " and down"}) + "\n")
+with open(f"{d}/pref.jsonl", "w") as f:
+    for _ in range(100):
+        f.write(json.dumps({"prompt": prompt(), "chosen": " and down", "rejected": " and waits"}) + "\n")
+PY
+bin/tokenize-pack --tokenizer "$work/cpu/tokenizer/tokenizer.json" --mode sft --seq-len 64 --progress off \
+    "$work/sft.jsonl" -o "$work/sft" 2>/dev/null
+bin/tokenize-pack --tokenizer "$work/cpu/tokenizer/tokenizer.json" --mode preference --seq-len 64 --progress off \
+    "$work/pref.jsonl" -o "$work/pref" 2>/dev/null
+lora=(bin/lora-tune --base "$work/cpu" --data "$work/sft" --micro-batch 4 --seq-len 64 --steps 6 --lr 1e-2 --rank 8
+      --dropout 0.1 --progress off)
+"${lora[@]}" --device cpu -o "$work/lora-cpu" >/dev/null 2>&1
+check "lora-tune on CUDA (adapter dropout 0.1)" bash -c "${lora[*]} --device cuda --matmul-precision fp32 -o $work/lora-cuda >/dev/null 2>&1"
+check "  its losses equal the CPU run's within 1e-4" close "$work/lora-cuda/metrics.jsonl" "$work/lora-cpu/metrics.jsonl" 1e-4
+for kind in new-lora every-weight; do
+    dpo=(bin/dpo-align --policy "$work/cpu" --data "$work/pref" --micro-batch 4 --seq-len 64 --steps 4 --lr 1e-3 --progress off)
+    [[ $kind == new-lora ]] && dpo+=(--new-lora)  # else every weight trains, against a frozen copy
+    "${dpo[@]}" --device cpu -o "$work/dpo-$kind-cpu" >/dev/null 2>&1
+    check "dpo-align ($kind) on CUDA" bash -c "${dpo[*]} --device cuda --matmul-precision fp32 -o $work/dpo-$kind-cuda >/dev/null 2>&1"
+    check "  its losses equal the CPU run's within 1e-4" close "$work/dpo-$kind-cuda/metrics.jsonl" \
+        "$work/dpo-$kind-cpu/metrics.jsonl" 1e-4
+done
 check "BELLOWS_CUDA_PROFILE writes a per-op table" bash -c "BELLOWS_CUDA_PROFILE=$work/profile.jsonl ${train[*]} --device cuda \
     --steps 2 -o $work/prof >/dev/null 2>&1 && grep -q '\"op\": \"matmul_fwd ' $work/profile.jsonl && head -5 $work/profile.jsonl"
 echo "(one GPU here: TP/PP/DP over NCCL needs a machine with two or more)"
