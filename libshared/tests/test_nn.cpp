@@ -287,8 +287,10 @@ TEST_P(NnOpsFast, AttentionFastEqualsReferenceAndGradients) {
       EXPECT_NEAR(o[(size_t(T + 7) * H + h) * D + e], v[(size_t(T + 7) * KV + h / (H / KV)) * D + e], 1e-6);
 }
 
-// Rows longer than one 32-key tile, heads wider than one warp (40: lanes partly idle; 128: the
-// widest CUDA supports), documents that start mid-tile.
+// Rows longer than one 32-key tile (CUDA) or 32-query block (CPU: rows of 77 are three blocks,
+// the last one partial), heads wider than one warp (40: lanes partly idle; 128: the widest CUDA
+// supports), documents that start mid-tile and mid-block (a block's queries then see keys from
+// the earliest of their document starts on).
 TEST_P(NnOpsFast, AttentionLongRowsAndWideHeads) {
   Backends b(GetParam());
   for (int D : {40, 128}) {
