@@ -59,7 +59,9 @@ NVCC_ARCH := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) 
 NVCCFLAGS := -std=c++20 -O2 -Ilibshared -Xcompiler -Wall,-Wextra,-Werror --Werror all-warnings $(NVCC_ARCH)
 endif
 
-SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# -g1 (line tables only) overrides -g in the sanitizer build: its reports keep file:line, and it
+# compiles a quarter faster (make test builds libshared twice).
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g1
 
 # --- sources ---------------------------------------------------------------------------------
 # libshared/cuda/X.cu is compiled by nvcc when CUDA=1; libshared/cuda/X_none.cpp stands in for it

@@ -10,7 +10,7 @@ export BUILD VENV=${VENV:-} HF_VENV=${HF_VENV:-}
 passed=0 failed=0
 declare -a failures=()
 
-note() { printf '\n== %s\n' "$*"; }
+note() { printf '\n== %s (%s)\n' "$*" "$(date -u +%T)"; }  # the time: where a slow run spent it
 
 # gtest: count from its summary lines.
 run_gtest() {
