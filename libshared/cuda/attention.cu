@@ -5,22 +5,13 @@
 
 #include "core/error.hpp"
 #include "cuda/attention.hpp"
+#include "cuda/reduce.cuh"
 
 namespace bellows::cuda {
 namespace {
 
-constexpr unsigned kFull = 0xffffffffu;
 constexpr int kWarps = 4;  // warps per block
 constexpr int kTile = 32;  // keys (forward, dq) or queries (dk/dv) per tile: one per lane
-
-__device__ float warp_max(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(kFull, x, o));
-  return x;
-}
-__device__ float warp_sum(float x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(kFull, x, o);
-  return x;
-}
 
 void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();
@@ -105,7 +96,7 @@ __global__ void attn_fwd_kernel(float* out, float* lse, const float* q, const fl
 #pragma unroll
       for (int x = 0; x < DP; ++x) o[r][x] *= corr;
       for (int j = 0; j < kTile; ++j) {
-        const float pj = __shfl_sync(kFull, p, j);
+        const float pj = __shfl_sync(kFullWarp, p, j);
 #pragma unroll
         for (int x = 0; x < DP; ++x) {
           const int d = lane + 32 * x;
@@ -211,7 +202,7 @@ __global__ void attn_dq_kernel(float* dq, const float* dout, const float* q, con
         ds = p * (dp - Dl[r]);
       }
       for (int j = 0; j < kTile; ++j) {
-        const float dsj = __shfl_sync(kFull, ds, j);
+        const float dsj = __shfl_sync(kFullWarp, ds, j);
 #pragma unroll
         for (int x = 0; x < DP; ++x) {
           const int d = lane + 32 * x;
@@ -305,7 +296,7 @@ __global__ void attn_dkdv_kernel(float* dk, float* dv, const float* dout, const 
           ds = p * (dp - Dls[lane]);
         }
         for (int j = 0; j < kTile; ++j) {
-          const float pj = __shfl_sync(kFull, p, j), dsj = __shfl_sync(kFull, ds, j);
+          const float pj = __shfl_sync(kFullWarp, p, j), dsj = __shfl_sync(kFullWarp, ds, j);
 #pragma unroll
           for (int x = 0; x < DP; ++x) {
             const int d = lane + 32 * x;

@@ -13,6 +13,8 @@
 #include "cuda/attention.hpp"
 #include "cuda/backend_cuda.hpp"
 #include "cuda/blas_lt.hpp"
+#include "cuda/reduce.cuh"
+#include "nn/rng.hpp"
 
 #define BELLOWS_CUDA(call)                                                                                      \
   do {                                                                                                          \
@@ -27,45 +29,11 @@ namespace bellows::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr unsigned kFull = 0xffffffffu;
 
 // At least one block: a launch of zero blocks is an error, and the grid-stride loops do nothing
 // for n = 0 (a ZeRO rank may own no elements of a tensor).
 unsigned blocks_for(size_t n) {
   return unsigned(std::clamp<size_t>((n + kThreads - 1) / kThreads, 1, 65535u * 16u));
-}
-
-// --- reductions within a block (kThreads threads), in a fixed order -------------------------------
-template <class T>
-__device__ T warp_sum(T x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(kFull, x, o);
-  return x;
-}
-__device__ float warp_max(float x) {
-  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(kFull, x, o));
-  return x;
-}
-// Every thread gets the block's sum (max). `red` is shared scratch of 32 elements.
-template <class T>
-__device__ T block_sum(T x, T* red) {
-  x = warp_sum(x);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) red[warp] = x;
-  __syncthreads();
-  T total = 0;
-  for (int w = 0; w < int(blockDim.x / 32); ++w) total += red[w];
-  return total;
-}
-__device__ float block_max(float x, float* red) {
-  x = warp_max(x);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  __syncthreads();
-  if (lane == 0) red[warp] = x;
-  __syncthreads();
-  float m = -INFINITY;
-  for (int w = 0; w < int(blockDim.x / 32); ++w) m = fmaxf(m, red[w]);
-  return m;
 }
 
 #define GRID_STRIDE(i, n) for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += size_t(gridDim.x) * blockDim.x)
@@ -177,19 +145,11 @@ __global__ void scale_k(float* x, size_t n, float s) {
 __global__ void scale_rows_k(float* x, const float* s, int N, int V) {
   GRID_STRIDE(i, size_t(N) * V) x[i] *= s[i / V];
 }
-// The same hash as nn/rng.hpp's hash_uniform, so masks equal the CPU backends'.
-__device__ double hash_uniform_d(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return double(z >> 11) * 0x1.0p-53;
-}
 __global__ void dropout_k(float* u, float* mask, const float* x, int N, int I, int width, int col0, float p,
                           uint64_t seed) {
   GRID_STRIDE(k, size_t(N) * I) {
     const uint64_t n = k / I, i = k % I;
-    const bool keep = hash_uniform_d(seed, n * uint64_t(width) + uint64_t(col0) + i) >= double(p);
+    const bool keep = nn::hash_uniform(seed, n * uint64_t(width) + uint64_t(col0) + i) >= double(p);
     mask[k] = keep ? 1.0f / (1.0f - p) : 0.0f;
     u[k] = x[k] * mask[k];
   }

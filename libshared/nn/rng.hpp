@@ -9,9 +9,16 @@
 
 namespace bellows::nn {
 
+// Host and device (the CUDA backend's dropout calls this same function, so its masks are the CPU's).
+#ifdef __CUDACC__
+#define BELLOWS_HOST_DEVICE __host__ __device__
+#else
+#define BELLOWS_HOST_DEVICE
+#endif
+
 // A uniform [0, 1) value for element `i` of stream `seed`, without state (counter-based): what
 // dropout masks use, so that any thread or rank computes any element's value.
-inline double hash_uniform(uint64_t seed, uint64_t i) {
+BELLOWS_HOST_DEVICE inline double hash_uniform(uint64_t seed, uint64_t i) {
   uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
